@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what gfs needs on Debian 12: system packages, a venv, the package.
+# Usage: scripts/install.sh [--test]    (env: GFS_VENV, default .venv; PYTHON, default python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+
+pkgs=(libfuse3-dev fuse3 pkg-config attr acl)
+# the tests run a throwaway PostgreSQL next to SQLite
+[ -n "$extras" ] && pkgs+=(postgresql)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "install.sh: need root to install ${missing[*]}" >&2; exit 1; }
+  echo "install.sh: apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+venv=${GFS_VENV:-.venv}
+py=${PYTHON:-python3}
+[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$venv/bin/python" -m pip install -q -e ".$extras"
+echo "install.sh: gfs installed in $venv"

@@ -1,0 +1,3 @@
+"""gfs: a replicated POSIX filesystem."""
+
+__version__ = "0.1.0"

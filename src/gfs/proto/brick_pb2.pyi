@@ -1,0 +1,452 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class NodeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_KIND_UNSPECIFIED: _ClassVar[NodeKind]
+    NODE_KIND_FILE: _ClassVar[NodeKind]
+    NODE_KIND_DIR: _ClassVar[NodeKind]
+    NODE_KIND_SYMLINK: _ClassVar[NodeKind]
+    NODE_KIND_SPECIAL: _ClassVar[NodeKind]
+
+class LockType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LOCK_TYPE_UNSPECIFIED: _ClassVar[LockType]
+    LOCK_TYPE_READ: _ClassVar[LockType]
+    LOCK_TYPE_WRITE: _ClassVar[LockType]
+    LOCK_TYPE_UNLOCK: _ClassVar[LockType]
+NODE_KIND_UNSPECIFIED: NodeKind
+NODE_KIND_FILE: NodeKind
+NODE_KIND_DIR: NodeKind
+NODE_KIND_SYMLINK: NodeKind
+NODE_KIND_SPECIAL: NodeKind
+LOCK_TYPE_UNSPECIFIED: LockType
+LOCK_TYPE_READ: LockType
+LOCK_TYPE_WRITE: LockType
+LOCK_TYPE_UNLOCK: LockType
+
+class Attr(_message.Message):
+    __slots__ = ("gfid", "mode", "nlink", "uid", "gid", "rdev", "size", "blocks", "blksize", "atime_ns", "mtime_ns", "ctime_ns")
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    NLINK_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    RDEV_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    BLKSIZE_FIELD_NUMBER: _ClassVar[int]
+    ATIME_NS_FIELD_NUMBER: _ClassVar[int]
+    MTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    CTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    gfid: bytes
+    mode: int
+    nlink: int
+    uid: int
+    gid: int
+    rdev: int
+    size: int
+    blocks: int
+    blksize: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    def __init__(self, gfid: _Optional[bytes] = ..., mode: _Optional[int] = ..., nlink: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., rdev: _Optional[int] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ..., blksize: _Optional[int] = ..., atime_ns: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., ctime_ns: _Optional[int] = ...) -> None: ...
+
+class Reply(_message.Message):
+    __slots__ = ("err",)
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    def __init__(self, err: _Optional[int] = ...) -> None: ...
+
+class PingRequest(_message.Message):
+    __slots__ = ("brick",)
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    def __init__(self, brick: _Optional[str] = ...) -> None: ...
+
+class PingReply(_message.Message):
+    __slots__ = ("err", "root", "brick_id", "version")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    BRICK_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    root: Attr
+    brick_id: str
+    version: str
+    def __init__(self, err: _Optional[int] = ..., root: _Optional[_Union[Attr, _Mapping]] = ..., brick_id: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class GfidRequest(_message.Message):
+    __slots__ = ("brick", "gfid")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    gfid: bytes
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ...) -> None: ...
+
+class LookupRequest(_message.Message):
+    __slots__ = ("brick", "parent", "name")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    parent: bytes
+    name: bytes
+    def __init__(self, brick: _Optional[str] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ...) -> None: ...
+
+class EntryReply(_message.Message):
+    __slots__ = ("err", "attr", "fh")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    ATTR_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    attr: Attr
+    fh: int
+    def __init__(self, err: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ..., fh: _Optional[int] = ...) -> None: ...
+
+class AttrReply(_message.Message):
+    __slots__ = ("err", "attr")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    ATTR_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    attr: Attr
+    def __init__(self, err: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ...) -> None: ...
+
+class SetAttrRequest(_message.Message):
+    __slots__ = ("brick", "gfid", "fh", "set_mode", "mode", "set_uid", "uid", "set_gid", "gid", "set_size", "size", "set_atime", "atime_ns", "set_mtime", "mtime_ns")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    SET_MODE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SET_UID_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    SET_GID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    SET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SET_ATIME_FIELD_NUMBER: _ClassVar[int]
+    ATIME_NS_FIELD_NUMBER: _ClassVar[int]
+    SET_MTIME_FIELD_NUMBER: _ClassVar[int]
+    MTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    gfid: bytes
+    fh: int
+    set_mode: bool
+    mode: int
+    set_uid: bool
+    uid: int
+    set_gid: bool
+    gid: int
+    set_size: bool
+    size: int
+    set_atime: bool
+    atime_ns: int
+    set_mtime: bool
+    mtime_ns: int
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., fh: _Optional[int] = ..., set_mode: _Optional[bool] = ..., mode: _Optional[int] = ..., set_uid: _Optional[bool] = ..., uid: _Optional[int] = ..., set_gid: _Optional[bool] = ..., gid: _Optional[int] = ..., set_size: _Optional[bool] = ..., size: _Optional[int] = ..., set_atime: _Optional[bool] = ..., atime_ns: _Optional[int] = ..., set_mtime: _Optional[bool] = ..., mtime_ns: _Optional[int] = ...) -> None: ...
+
+class MakeNodeRequest(_message.Message):
+    __slots__ = ("brick", "parent", "name", "gfid", "kind", "mode", "rdev", "uid", "gid", "target", "open", "flags")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    RDEV_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    parent: bytes
+    name: bytes
+    gfid: bytes
+    kind: NodeKind
+    mode: int
+    rdev: int
+    uid: int
+    gid: int
+    target: bytes
+    open: bool
+    flags: int
+    def __init__(self, brick: _Optional[str] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ..., gfid: _Optional[bytes] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., mode: _Optional[int] = ..., rdev: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., target: _Optional[bytes] = ..., open: _Optional[bool] = ..., flags: _Optional[int] = ...) -> None: ...
+
+class NameRequest(_message.Message):
+    __slots__ = ("brick", "parent", "name")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    parent: bytes
+    name: bytes
+    def __init__(self, brick: _Optional[str] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ...) -> None: ...
+
+class RenameRequest(_message.Message):
+    __slots__ = ("brick", "old_parent", "old_name", "new_parent", "new_name", "flags")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    OLD_PARENT_FIELD_NUMBER: _ClassVar[int]
+    OLD_NAME_FIELD_NUMBER: _ClassVar[int]
+    NEW_PARENT_FIELD_NUMBER: _ClassVar[int]
+    NEW_NAME_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    old_parent: bytes
+    old_name: bytes
+    new_parent: bytes
+    new_name: bytes
+    flags: int
+    def __init__(self, brick: _Optional[str] = ..., old_parent: _Optional[bytes] = ..., old_name: _Optional[bytes] = ..., new_parent: _Optional[bytes] = ..., new_name: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
+
+class LinkRequest(_message.Message):
+    __slots__ = ("brick", "gfid", "new_parent", "new_name")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    NEW_PARENT_FIELD_NUMBER: _ClassVar[int]
+    NEW_NAME_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    gfid: bytes
+    new_parent: bytes
+    new_name: bytes
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., new_parent: _Optional[bytes] = ..., new_name: _Optional[bytes] = ...) -> None: ...
+
+class ReadLinkReply(_message.Message):
+    __slots__ = ("err", "target")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    target: bytes
+    def __init__(self, err: _Optional[int] = ..., target: _Optional[bytes] = ...) -> None: ...
+
+class OpenRequest(_message.Message):
+    __slots__ = ("brick", "gfid", "flags")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    gfid: bytes
+    flags: int
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
+
+class OpenReply(_message.Message):
+    __slots__ = ("err", "fh", "attr")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    ATTR_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    fh: int
+    attr: Attr
+    def __init__(self, err: _Optional[int] = ..., fh: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ...) -> None: ...
+
+class FhRequest(_message.Message):
+    __slots__ = ("brick", "fh")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    fh: int
+    def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ...) -> None: ...
+
+class ReadRequest(_message.Message):
+    __slots__ = ("brick", "fh", "offset", "size")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    fh: int
+    offset: int
+    size: int
+    def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ReadReply(_message.Message):
+    __slots__ = ("err", "data")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    data: bytes
+    def __init__(self, err: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class WriteRequest(_message.Message):
+    __slots__ = ("brick", "fh", "offset", "data")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    fh: int
+    offset: int
+    data: bytes
+    def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class WriteReply(_message.Message):
+    __slots__ = ("err", "written", "size")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    written: int
+    size: int
+    def __init__(self, err: _Optional[int] = ..., written: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class FsyncRequest(_message.Message):
+    __slots__ = ("brick", "fh", "gfid", "datasync")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    DATASYNC_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    fh: int
+    gfid: bytes
+    datasync: bool
+    def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., gfid: _Optional[bytes] = ..., datasync: _Optional[bool] = ...) -> None: ...
+
+class FallocateRequest(_message.Message):
+    __slots__ = ("brick", "fh", "mode", "offset", "length")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    fh: int
+    mode: int
+    offset: int
+    length: int
+    def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., mode: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
+class ReadDirRequest(_message.Message):
+    __slots__ = ("brick", "gfid", "offset", "max_entries")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MAX_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    gfid: bytes
+    offset: int
+    max_entries: int
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., offset: _Optional[int] = ..., max_entries: _Optional[int] = ...) -> None: ...
+
+class DirEntry(_message.Message):
+    __slots__ = ("name", "cookie", "attr")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COOKIE_FIELD_NUMBER: _ClassVar[int]
+    ATTR_FIELD_NUMBER: _ClassVar[int]
+    name: bytes
+    cookie: int
+    attr: Attr
+    def __init__(self, name: _Optional[bytes] = ..., cookie: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ...) -> None: ...
+
+class ReadDirReply(_message.Message):
+    __slots__ = ("err", "entries", "eof")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    EOF_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    entries: _containers.RepeatedCompositeFieldContainer[DirEntry]
+    eof: bool
+    def __init__(self, err: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[DirEntry, _Mapping]]] = ..., eof: _Optional[bool] = ...) -> None: ...
+
+class StatfsRequest(_message.Message):
+    __slots__ = ("brick",)
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    def __init__(self, brick: _Optional[str] = ...) -> None: ...
+
+class StatfsReply(_message.Message):
+    __slots__ = ("err", "bsize", "frsize", "blocks", "bfree", "bavail", "files", "ffree", "favail", "namemax")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    BSIZE_FIELD_NUMBER: _ClassVar[int]
+    FRSIZE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    BFREE_FIELD_NUMBER: _ClassVar[int]
+    BAVAIL_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    FFREE_FIELD_NUMBER: _ClassVar[int]
+    FAVAIL_FIELD_NUMBER: _ClassVar[int]
+    NAMEMAX_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    bsize: int
+    frsize: int
+    blocks: int
+    bfree: int
+    bavail: int
+    files: int
+    ffree: int
+    favail: int
+    namemax: int
+    def __init__(self, err: _Optional[int] = ..., bsize: _Optional[int] = ..., frsize: _Optional[int] = ..., blocks: _Optional[int] = ..., bfree: _Optional[int] = ..., bavail: _Optional[int] = ..., files: _Optional[int] = ..., ffree: _Optional[int] = ..., favail: _Optional[int] = ..., namemax: _Optional[int] = ...) -> None: ...
+
+class XattrRequest(_message.Message):
+    __slots__ = ("brick", "gfid", "name", "value", "flags")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    gfid: bytes
+    name: bytes
+    value: bytes
+    flags: int
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., name: _Optional[bytes] = ..., value: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
+
+class XattrReply(_message.Message):
+    __slots__ = ("err", "value")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    value: bytes
+    def __init__(self, err: _Optional[int] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class ListXattrReply(_message.Message):
+    __slots__ = ("err", "names")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    names: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, err: _Optional[int] = ..., names: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class LockRequest(_message.Message):
+    __slots__ = ("brick", "gfid", "owner", "type", "start", "length", "test", "wait", "pid")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    gfid: bytes
+    owner: bytes
+    type: LockType
+    start: int
+    length: int
+    test: bool
+    wait: bool
+    pid: int
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., owner: _Optional[bytes] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., test: _Optional[bool] = ..., wait: _Optional[bool] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class LockReply(_message.Message):
+    __slots__ = ("err", "type", "start", "length", "pid")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    type: LockType
+    start: int
+    length: int
+    pid: int
+    def __init__(self, err: _Optional[int] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...

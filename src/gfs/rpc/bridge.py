@@ -1,0 +1,40 @@
+"""Call gRPC from trio without blocking the trio thread.
+
+A unary call is started with the grpcio future API; its done-callback runs on a
+gRPC thread and wakes the waiting trio task through the trio token. No thread is
+held per call, and cancelling the trio task cancels the RPC.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+
+import grpc
+import trio
+
+R = TypeVar("R")
+
+
+class UnaryMethod(Protocol):
+    def future(self, request: Any, timeout: float | None = ...) -> grpc.Future: ...
+
+
+async def call(method: UnaryMethod, request: Any, timeout: float) -> Any:
+    """Run `method(request)` with a deadline; raises grpc.RpcError on transport failure."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    fut = method.future(request, timeout=timeout)
+
+    def wake(_: grpc.Future) -> None:
+        try:
+            token.run_sync_soon(done.set)
+        except trio.RunFinishedError:
+            pass
+
+    fut.add_done_callback(wake)
+    try:
+        await done.wait()
+    except BaseException:
+        fut.cancel()
+        raise
+    return fut.result()

@@ -1,0 +1,41 @@
+"""gRPC channel and server settings shared by every gfs process."""
+
+from __future__ import annotations
+
+import grpc
+
+#: Largest data chunk a Read/Write carries (DESIGN: chunks <= 1 MiB).
+MAX_CHUNK = 1 << 20
+#: Message limit: one chunk plus headroom for the envelope and readdir batches.
+MAX_MESSAGE = 8 << 20
+
+OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    # Detect a dead peer in seconds, not at the TCP timeout.
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.so_reuseport", 0),
+]
+
+
+def insecure_channel(address: str) -> grpc.Channel:
+    """A channel to `address` (host:port) with gfs's limits and keepalives."""
+    return grpc.insecure_channel(address, options=OPTIONS)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Split 'HOST:PORT' (or '[V6]:PORT'); ValueError with a clear message."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)

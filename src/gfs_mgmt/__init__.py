@@ -1,0 +1,1 @@
+"""gfsd: the management daemon (cluster state in SQL, REST, transactions)."""

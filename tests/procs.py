@@ -1,0 +1,125 @@
+"""Real gfs processes for tests: brick daemons and FUSE mounts that always clean up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from gfs.proto import brick_pb2, brick_pb2_grpc
+from gfs.rpc.channel import insecure_channel
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `cond` until true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def is_mounted(path: Path) -> bool:
+    target = os.fsencode(os.path.realpath(path))
+    with open("/proc/self/mountinfo", "rb") as f:
+        return any(line.split()[4] == target for line in f)
+
+
+class BrickDaemon:
+    def __init__(self, bricks: dict[str, Path], log: Path, extra: list[str] | None = None) -> None:
+        self.bricks = bricks
+        self.log = log
+        self.extra = extra or []
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20) -> BrickDaemon:
+        for p in self.bricks.values():
+            p.mkdir(parents=True, exist_ok=True)
+        args = [str(BIN / "gfs-brickd"), "--listen", self.address]
+        for name, path in self.bricks.items():
+            args += ["--brick", f"{name}={path}"]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args + self.extra, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self._ready, timeout, f"gfs-brickd on {self.address} (log {self.log})")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gfs-brickd exited with {self.proc.returncode}: {self.log.read_text()}")
+        name = next(iter(self.bricks))
+        with insecure_channel(self.address) as ch:
+            try:
+                reply = brick_pb2_grpc.BrickStub(ch).Ping(brick_pb2.PingRequest(brick=name), timeout=1)
+            except grpc.RpcError:
+                return False
+        return reply.err == 0
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+class Mount:
+    def __init__(self, source: str, mountpoint: Path, log: Path, options: str = "") -> None:
+        self.source = source
+        self.mountpoint = mountpoint
+        self.log = log
+        self.options = options
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20) -> Mount:
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        args = [str(BIN / "mount.fuse.gfs"), self.source, str(self.mountpoint), "-f"]
+        if self.options:
+            args += ["-o", self.options]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mount.fuse.gfs exited with {self.proc.returncode}: {self.log.read_text()}")
+            return is_mounted(self.mountpoint)
+
+        wait_for(ready, timeout, f"mount of {self.source} on {self.mountpoint}")
+        return self
+
+    def stop(self) -> None:
+        if is_mounted(self.mountpoint):
+            r = subprocess.run(["fusermount3", "-u", str(self.mountpoint)], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], capture_output=True)
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def have_fuse() -> bool:
+    return os.path.exists("/dev/fuse") and os.geteuid() == 0 and shutil.which("fusermount3") is not None
