@@ -7,6 +7,7 @@ held per call, and cancelling the trio task cancels the RPC.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -26,10 +27,8 @@ async def call(method: UnaryMethod, request: Any, timeout: float) -> Any:
     fut = method.future(request, timeout=timeout)
 
     def wake(_: grpc.Future) -> None:
-        try:
+        with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(done.set)
-        except trio.RunFinishedError:
-            pass
 
     fut.add_done_callback(wake)
     try:

@@ -1,0 +1,105 @@
+"""POSIX record locks held at the brick, per GFID, so they hold across mounts.
+
+Semantics follow fcntl(2): a lock belongs to an owner; setting a range replaces
+the owner's locks on that range (splitting them), unlocking removes the range,
+read locks share and write locks exclude other owners. Lengths of 0 mean "to
+the end of the file" (an open-ended range).
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from dataclasses import dataclass
+
+READ, WRITE, UNLOCK = 1, 2, 3
+EOF = 1 << 63
+
+
+@dataclass
+class Lock:
+    owner: bytes
+    type: int
+    start: int
+    end: int  # exclusive; EOF for open-ended
+    pid: int
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return self.start < end and start < self.end
+
+
+def span(start: int, length: int) -> tuple[int, int]:
+    if start < 0:
+        raise OSError(errno.EINVAL, "negative lock start")
+    if length < 0:  # fcntl allows a negative length: the range ends at start
+        start, length = start + length, -length
+        if start < 0:
+            raise OSError(errno.EINVAL, "lock range before offset 0")
+    return start, (EOF if length == 0 else start + length)
+
+
+class LockTable:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._locks: dict[bytes, list[Lock]] = {}
+
+    def _conflict(self, gfid: bytes, owner: bytes, type_: int, start: int, end: int) -> Lock | None:
+        for lk in self._locks.get(gfid, ()):
+            if lk.owner != owner and lk.overlaps(start, end) and WRITE in (lk.type, type_):
+                return lk
+        return None
+
+    def test(self, gfid: bytes, owner: bytes, type_: int, start: int, length: int) -> Lock | None:
+        s, e = span(start, length)
+        with self._cond:
+            return self._conflict(gfid, owner, type_, s, e)
+
+    def set(
+        self,
+        gfid: bytes,
+        owner: bytes,
+        type_: int,
+        start: int,
+        length: int,
+        pid: int,
+        wait_until: float | None,
+    ) -> None:
+        """Set or clear a lock; EAGAIN on conflict, or wait until `wait_until` (monotonic)."""
+        s, e = span(start, length)
+        with self._cond:
+            if type_ != UNLOCK:
+                while self._conflict(gfid, owner, type_, s, e) is not None:
+                    remaining = None if wait_until is None else wait_until - time.monotonic()
+                    if remaining is None or remaining <= 0:
+                        raise OSError(
+                            errno.EAGAIN if wait_until is None else errno.EINTR, "lock conflict"
+                        )
+                    self._cond.wait(remaining)
+            kept: list[Lock] = []
+            for lk in self._locks.get(gfid, ()):
+                if lk.owner != owner or not lk.overlaps(s, e):
+                    kept.append(lk)
+                    continue
+                if lk.start < s:
+                    kept.append(Lock(lk.owner, lk.type, lk.start, s, lk.pid))
+                if lk.end > e:
+                    kept.append(Lock(lk.owner, lk.type, e, lk.end, lk.pid))
+            if type_ != UNLOCK:
+                kept.append(Lock(owner, type_, s, e, pid))
+            if kept:
+                self._locks[gfid] = kept
+            else:
+                self._locks.pop(gfid, None)
+            self._cond.notify_all()
+
+    def release_owner(self, owner_prefix: bytes) -> None:
+        """Drop every lock of owners starting with `owner_prefix` (a client that went away)."""
+        with self._cond:
+            for gfid in list(self._locks):
+                kept = [lk for lk in self._locks[gfid] if not lk.owner.startswith(owner_prefix)]
+                if kept:
+                    self._locks[gfid] = kept
+                else:
+                    del self._locks[gfid]
+            self._cond.notify_all()

@@ -1,0 +1,201 @@
+"""`gfs-brickd`: one process serving every brick of a node over one gRPC port.
+
+    gfs-brickd --listen 127.0.0.1:24007 --brick b0=/srv/b0 --brick b1=/srv/b1
+    gfs-brickd --config /etc/gfs/brickd.toml
+
+The config file (TOML) takes the same settings:
+
+    listen = "0.0.0.0:24007"
+    log_file = "/var/log/gfs/brickd.log"
+    log_level = "info"
+    workers = 32
+    [bricks]
+    b0 = "/srv/b0"
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import grpc
+
+from gfs.brick.service import BrickService, umask_zero
+from gfs.brick.store import Brick
+from gfs.proto import brick_pb2_grpc
+from gfs.rpc.channel import SERVER_OPTIONS, parse_address
+from gfs.tunables import reexec_with_malloc_tunables
+
+log = logging.getLogger("gfs.brickd")
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """Bad settings: reported as one line, exit code 2."""
+
+
+@dataclass
+class Config:
+    listen: str = ""
+    bricks: dict[str, Path] = field(default_factory=dict)
+    log_file: str | None = None
+    log_level: str = "info"
+    workers: int = 32
+
+
+def parse_brick(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise ConfigError(f"--brick {text!r}: expected NAME=PATH")
+    if "/" in name or len(name) > 128 or not name.isprintable():
+        raise ConfigError(f"--brick {text!r}: brick name must be printable, without '/'")
+    return name, Path(path)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"config {path}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config {path}: {e}") from e
+    known = {"listen", "bricks", "log_file", "log_level", "workers"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"config {path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    cfg = Config()
+    for key in ("listen", "log_file", "log_level"):
+        if key in data:
+            if not isinstance(data[key], str):
+                raise ConfigError(f"config {path}: {key} must be a string")
+            setattr(cfg, key, data[key])
+    if "workers" in data:
+        if not isinstance(data["workers"], int) or isinstance(data["workers"], bool):
+            raise ConfigError(f"config {path}: workers must be an integer")
+        cfg.workers = data["workers"]
+    bricks = data.get("bricks", {})
+    if not isinstance(bricks, dict) or not all(isinstance(v, str) for v in bricks.values()):
+        raise ConfigError(f"config {path}: [bricks] must map names to paths")
+    for name, p in bricks.items():
+        cfg.bricks.update([parse_brick(f"{name}={p}")])
+    return cfg
+
+
+def parse_args(argv: list[str]) -> Config:
+    ap = argparse.ArgumentParser(prog="gfs-brickd", description="Serve gfs bricks over gRPC.")
+    ap.add_argument("--listen", help="HOST:PORT to serve on")
+    ap.add_argument("--brick", action="append", default=[], metavar="NAME=PATH")
+    ap.add_argument("--config", type=Path, help="TOML config file")
+    ap.add_argument("--log-file")
+    ap.add_argument("--log-level", choices=LEVELS)
+    ap.add_argument("--workers", type=int, help="RPC worker threads (default 32)")
+    ns = ap.parse_args(argv)
+    cfg = load_config(ns.config) if ns.config else Config()
+    if ns.listen:
+        cfg.listen = ns.listen
+    for text in ns.brick:
+        name, path = parse_brick(text)
+        if name in cfg.bricks:
+            raise ConfigError(f"brick {name!r} given twice")
+        cfg.bricks[name] = path
+    if ns.log_file:
+        cfg.log_file = ns.log_file
+    if ns.log_level:
+        cfg.log_level = ns.log_level
+    if ns.workers is not None:
+        cfg.workers = ns.workers
+    if not cfg.listen:
+        raise ConfigError("no address to serve on: give --listen HOST:PORT or listen in --config")
+    try:
+        parse_address(cfg.listen)
+    except ValueError as e:
+        raise ConfigError(f"--listen: {e}") from e
+    if not cfg.bricks:
+        raise ConfigError("no bricks: give --brick NAME=PATH or [bricks] in --config")
+    if cfg.log_level not in LEVELS:
+        raise ConfigError(f"log level {cfg.log_level!r}: use one of {', '.join(LEVELS)}")
+    if not 1 <= cfg.workers <= 1024:
+        raise ConfigError("workers must be between 1 and 1024")
+    for name, path in cfg.bricks.items():
+        if not path.is_dir():
+            raise ConfigError(f"brick {name}: {path} is not a directory")
+    return cfg
+
+
+def setup_logging(cfg: Config) -> None:
+    handler: logging.Handler
+    handler = logging.FileHandler(cfg.log_file) if cfg.log_file else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(cfg.log_level.upper())
+
+
+def serve(cfg: Config) -> None:
+    umask_zero()
+    bricks: dict[str, Brick] = {}
+    for name, path in cfg.bricks.items():
+        try:
+            bricks[name] = Brick(name, path.resolve())
+        except OSError as e:
+            raise ConfigError(f"brick {name}: {path}: {e.strerror}") from e
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="rpc"),
+        options=SERVER_OPTIONS,
+    )
+    brick_pb2_grpc.add_BrickServicer_to_server(  # type: ignore[no-untyped-call]
+        BrickService(bricks), server
+    )
+    try:
+        port = server.add_insecure_port(cfg.listen)
+    except RuntimeError as e:
+        raise ConfigError(f"cannot listen on {cfg.listen}: {e}") from e
+    if port == 0:
+        raise ConfigError(f"cannot listen on {cfg.listen} (address in use or not local)")
+    server.start()
+    log.info("serving listen=%s bricks=%s pid=%d", cfg.listen, ",".join(bricks), os.getpid())
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        log.info("stopping signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, on_signal)
+    while not stop.wait(3600):
+        pass
+    server.stop(grace=2).wait()
+    for b in bricks.values():
+        b.close()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    reexec_with_malloc_tunables()
+    try:
+        cfg = parse_args(sys.argv[1:] if argv is None else argv)
+        setup_logging(cfg)
+        serve(cfg)
+    except ConfigError as e:
+        print(f"gfs-brickd: {e}", file=sys.stderr)
+        sys.exit(2)
+    except SystemExit:
+        raise
+    except OSError as e:
+        print(f"gfs-brickd: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""The Brick gRPC service: decodes requests, calls the store, encodes errno as data."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from gfs import __version__
+from gfs.brick import locks
+from gfs.brick.store import ROOT_GFID, Attr, Brick
+from gfs.proto import brick_pb2 as pb
+from gfs.rpc.channel import MAX_CHUNK
+
+log = logging.getLogger(__name__)
+
+KINDS = {
+    pb.NODE_KIND_FILE: "file",
+    pb.NODE_KIND_DIR: "dir",
+    pb.NODE_KIND_SYMLINK: "symlink",
+    pb.NODE_KIND_SPECIAL: "special",
+}
+
+Impl = Callable[[Any, Brick, Any, Any], Any]
+Handler = Callable[[Any, Any, grpc.ServicerContext], Any]
+
+
+def attr_pb(a: Attr) -> pb.Attr:
+    st = a.st
+    return pb.Attr(
+        gfid=a.gfid,
+        mode=st.st_mode,
+        nlink=a.nlink,
+        uid=st.st_uid,
+        gid=st.st_gid,
+        rdev=st.st_rdev,
+        size=st.st_size,
+        blocks=st.st_blocks,
+        blksize=st.st_blksize,
+        atime_ns=st.st_atime_ns,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+    )
+
+
+def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
+    """Run a handler against its brick; any OSError becomes `reply(err=errno)`."""
+
+    def wrap(fn: Impl) -> Handler:
+        @functools.wraps(fn)
+        def handler(self: BrickService, req: Any, ctx: grpc.ServicerContext) -> Any:
+            brick = self.bricks.get(req.brick)
+            if brick is None:
+                return reply(err=errno.ENODEV)
+            try:
+                return fn(self, brick, req, ctx)
+            except OSError as e:
+                code = e.errno or errno.EIO
+                if code not in (errno.ENOENT, errno.EEXIST, errno.ENODATA, errno.EAGAIN):
+                    log.debug("op=%s brick=%s errno=%s", fn.__name__, req.brick, code)
+                return reply(err=code)
+            except Exception:
+                log.exception("op=%s brick=%s failed", fn.__name__, req.brick)
+                return reply(err=errno.EIO)
+
+        return handler
+
+    return wrap
+
+
+class BrickService:
+    """Implements the Brick service of brick.proto (registered with
+    brick_pb2_grpc.add_BrickServicer_to_server)."""
+
+    def __init__(self, bricks: dict[str, Brick]) -> None:
+        self.bricks = bricks
+        self.locks = {name: locks.LockTable() for name in bricks}
+
+    @rpc(pb.PingReply)
+    def Ping(self, b: Brick, req: pb.PingRequest, ctx: Any) -> pb.PingReply:
+        return pb.PingReply(
+            root=attr_pb(b.getattr(ROOT_GFID)), brick_id=b.brick_id, version=__version__
+        )
+
+    @rpc(pb.EntryReply)
+    def Lookup(self, b: Brick, req: pb.LookupRequest, ctx: Any) -> pb.EntryReply:
+        return pb.EntryReply(attr=attr_pb(b.lookup(req.parent, req.name)))
+
+    @rpc(pb.AttrReply)
+    def GetAttr(self, b: Brick, req: pb.GfidRequest, ctx: Any) -> pb.AttrReply:
+        return pb.AttrReply(attr=attr_pb(b.getattr(req.gfid)))
+
+    @rpc(pb.AttrReply)
+    def SetAttr(self, b: Brick, req: pb.SetAttrRequest, ctx: Any) -> pb.AttrReply:
+        a = b.setattr(
+            req.gfid,
+            req.fh,
+            req.mode if req.set_mode else None,
+            req.uid if req.set_uid else None,
+            req.gid if req.set_gid else None,
+            req.size if req.set_size else None,
+            req.atime_ns if req.set_atime else None,
+            req.mtime_ns if req.set_mtime else None,
+        )
+        return pb.AttrReply(attr=attr_pb(a))
+
+    @rpc(pb.EntryReply)
+    def MakeNode(self, b: Brick, req: pb.MakeNodeRequest, ctx: Any) -> pb.EntryReply:
+        kind = KINDS.get(req.kind)
+        if kind is None:
+            return pb.EntryReply(err=errno.EINVAL)
+        a, fh = b.make_node(
+            req.parent,
+            req.name,
+            req.gfid,
+            kind,
+            req.mode,
+            req.rdev,
+            req.uid,
+            req.gid,
+            req.target,
+            req.open,
+            req.flags,
+        )
+        return pb.EntryReply(attr=attr_pb(a), fh=fh)
+
+    @rpc(pb.Reply)
+    def Unlink(self, b: Brick, req: pb.NameRequest, ctx: Any) -> pb.Reply:
+        b.unlink(req.parent, req.name)
+        return pb.Reply()
+
+    @rpc(pb.Reply)
+    def Rmdir(self, b: Brick, req: pb.NameRequest, ctx: Any) -> pb.Reply:
+        b.rmdir(req.parent, req.name)
+        return pb.Reply()
+
+    @rpc(pb.Reply)
+    def Rename(self, b: Brick, req: pb.RenameRequest, ctx: Any) -> pb.Reply:
+        b.rename(req.old_parent, req.old_name, req.new_parent, req.new_name, req.flags)
+        return pb.Reply()
+
+    @rpc(pb.EntryReply)
+    def Link(self, b: Brick, req: pb.LinkRequest, ctx: Any) -> pb.EntryReply:
+        return pb.EntryReply(attr=attr_pb(b.link(req.gfid, req.new_parent, req.new_name)))
+
+    @rpc(pb.ReadLinkReply)
+    def ReadLink(self, b: Brick, req: pb.GfidRequest, ctx: Any) -> pb.ReadLinkReply:
+        return pb.ReadLinkReply(target=b.readlink(req.gfid))
+
+    @rpc(pb.OpenReply)
+    def Open(self, b: Brick, req: pb.OpenRequest, ctx: Any) -> pb.OpenReply:
+        fh, a = b.open(req.gfid, req.flags)
+        return pb.OpenReply(fh=fh, attr=attr_pb(a))
+
+    @rpc(pb.ReadReply)
+    def Read(self, b: Brick, req: pb.ReadRequest, ctx: Any) -> pb.ReadReply:
+        if req.size > MAX_CHUNK:
+            return pb.ReadReply(err=errno.EINVAL)
+        return pb.ReadReply(data=b.read(req.fh, req.offset, req.size))
+
+    @rpc(pb.WriteReply)
+    def Write(self, b: Brick, req: pb.WriteRequest, ctx: Any) -> pb.WriteReply:
+        if len(req.data) > MAX_CHUNK:
+            return pb.WriteReply(err=errno.EINVAL)
+        n, size = b.write(req.fh, req.offset, req.data)
+        return pb.WriteReply(written=n, size=size)
+
+    @rpc(pb.Reply)
+    def Flush(self, b: Brick, req: pb.FhRequest, ctx: Any) -> pb.Reply:
+        b.flush(req.fh)
+        return pb.Reply()
+
+    @rpc(pb.Reply)
+    def Release(self, b: Brick, req: pb.FhRequest, ctx: Any) -> pb.Reply:
+        b.release(req.fh)
+        return pb.Reply()
+
+    @rpc(pb.Reply)
+    def Fsync(self, b: Brick, req: pb.FsyncRequest, ctx: Any) -> pb.Reply:
+        b.fsync(req.fh, req.datasync)
+        return pb.Reply()
+
+    @rpc(pb.Reply)
+    def FsyncDir(self, b: Brick, req: pb.FsyncRequest, ctx: Any) -> pb.Reply:
+        b.fsyncdir(req.gfid, req.datasync)
+        return pb.Reply()
+
+    @rpc(pb.Reply)
+    def Fallocate(self, b: Brick, req: pb.FallocateRequest, ctx: Any) -> pb.Reply:
+        b.fallocate(req.fh, req.mode, req.offset, req.length)
+        return pb.Reply()
+
+    @rpc(pb.ReadDirReply)
+    def ReadDir(self, b: Brick, req: pb.ReadDirRequest, ctx: Any) -> pb.ReadDirReply:
+        entries, eof = b.readdir(req.gfid, req.offset, req.max_entries)
+        return pb.ReadDirReply(
+            entries=[pb.DirEntry(name=n, cookie=c, attr=attr_pb(a)) for n, c, a in entries],
+            eof=eof,
+        )
+
+    @rpc(pb.StatfsReply)
+    def Statfs(self, b: Brick, req: pb.StatfsRequest, ctx: Any) -> pb.StatfsReply:
+        s = b.statfs()
+        return pb.StatfsReply(
+            bsize=s.f_bsize,
+            frsize=s.f_frsize,
+            blocks=s.f_blocks,
+            bfree=s.f_bfree,
+            bavail=s.f_bavail,
+            files=s.f_files,
+            ffree=s.f_ffree,
+            favail=s.f_favail,
+            namemax=s.f_namemax,
+        )
+
+    @rpc(pb.Reply)
+    def SetXattr(self, b: Brick, req: pb.XattrRequest, ctx: Any) -> pb.Reply:
+        b.setxattr(req.gfid, req.name, req.value, req.flags)
+        return pb.Reply()
+
+    @rpc(pb.XattrReply)
+    def GetXattr(self, b: Brick, req: pb.XattrRequest, ctx: Any) -> pb.XattrReply:
+        return pb.XattrReply(value=b.getxattr(req.gfid, req.name))
+
+    @rpc(pb.ListXattrReply)
+    def ListXattr(self, b: Brick, req: pb.GfidRequest, ctx: Any) -> pb.ListXattrReply:
+        return pb.ListXattrReply(names=b.listxattr(req.gfid))
+
+    @rpc(pb.Reply)
+    def RemoveXattr(self, b: Brick, req: pb.XattrRequest, ctx: Any) -> pb.Reply:
+        b.removexattr(req.gfid, req.name)
+        return pb.Reply()
+
+    @rpc(pb.LockReply)
+    def Lock(self, b: Brick, req: pb.LockRequest, ctx: grpc.ServicerContext) -> pb.LockReply:
+        if req.type not in (pb.LOCK_TYPE_READ, pb.LOCK_TYPE_WRITE, pb.LOCK_TYPE_UNLOCK):
+            return pb.LockReply(err=errno.EINVAL)
+        b.getattr(req.gfid)  # ESTALE for an unknown object
+        table = self.locks[req.brick]
+        if req.test:
+            c = table.test(req.gfid, req.owner, req.type, req.start, req.length)
+            if c is None:
+                return pb.LockReply(type=pb.LOCK_TYPE_UNLOCK)
+            length = 0 if c.end == locks.EOF else c.end - c.start
+            return pb.LockReply(
+                type=pb.LOCK_TYPE_WRITE if c.type == locks.WRITE else pb.LOCK_TYPE_READ,
+                start=c.start,
+                length=length,
+                pid=c.pid,
+            )
+        wait_until = None
+        if req.wait:
+            remaining = ctx.time_remaining()
+            # Leave time for the reply to travel before the caller's deadline.
+            wait_until = time.monotonic() + max(0.0, (remaining or 30.0) - 0.2)
+        table.set(req.gfid, req.owner, req.type, req.start, req.length, req.pid, wait_until)
+        return pb.LockReply()
+
+
+def umask_zero() -> None:
+    # Modes arrive with the caller's umask applied; the daemon's own must not apply again.
+    os.umask(0)

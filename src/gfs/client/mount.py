@@ -1,0 +1,205 @@
+"""`mount.fuse.gfs`: mount a brick with FUSE (pyfuse3 on trio).
+
+    mount.fuse.gfs [brick=]HOST:PORT/BRICK MOUNTPOINT [-f] [-o OPTIONS]
+
+Without -f the helper starts the real client as a new process (it never forks
+after gRPC channels exist) and returns once the mount is visible, or relays the
+child's one-line error. The client ends on unmount (it watches mountinfo, since
+pyfuse3's loop does not notice `fusermount3 -u` on this kernel) and on
+SIGTERM/SIGINT/SIGHUP (it unmounts first).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from gfs.client.ops import Operations
+from gfs.client.options import MountOptions, UsageError, parse_argv
+from gfs.client.remote import Remote, RemoteError, describe
+from gfs.tunables import reexec_with_malloc_tunables
+
+log = logging.getLogger("gfs.mount")
+
+PING_TIMEOUT = 5.0
+MOUNT_WAIT = 30.0
+WATCH_INTERVAL = 1.0
+LOG_DIR = Path("/var/log/gfs")
+
+
+class MountError(Exception):
+    """A failure to report as one line, exit code 1."""
+
+
+def is_mounted(path: str) -> bool:
+    """Whether a gfs mount sits on `path`, which must already be a real path: the
+    client must never touch its own mount point (its FUSE request would wait on itself)."""
+    target = os.fsencode(path)
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == target and b"fuse.gfs" in fields[fields.index(b"-") + 1]:
+                return True
+    return False
+
+
+def check_mountpoint(path: str) -> None:
+    p = Path(path)
+    if not p.is_dir():
+        raise MountError(f"mount point {path} does not exist or is not a directory")
+    if is_mounted(path):
+        raise MountError(f"{path} is already a gfs mount")
+
+
+def setup_logging(opts: MountOptions) -> None:
+    handler: logging.Handler
+    if opts.log_file:
+        try:
+            handler = logging.FileHandler(opts.log_file)
+        except OSError as e:
+            raise MountError(f"log-file {opts.log_file}: {e.strerror}") from e
+    else:
+        handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(opts.log_level.upper())
+
+
+async def _ping(remote: Remote) -> None:
+    try:
+        with trio.fail_after(PING_TIMEOUT + 1):
+            await remote.ping(PING_TIMEOUT)
+    except RemoteError as e:
+        if e.errno == errno.ENODEV:
+            raise MountError(f"no brick named {remote.brick!r} at {remote.address}") from e
+        raise MountError(f"cannot reach gfs-brickd at {remote.address}: {describe(e.errno)}") from e
+    except trio.TooSlowError as e:
+        raise MountError(f"cannot reach gfs-brickd at {remote.address}: timed out") from e
+
+
+async def _watch_unmount(mountpoint: str, done: trio.CancelScope) -> None:
+    while True:
+        await trio.sleep(WATCH_INTERVAL)
+        if not is_mounted(mountpoint):
+            log.info("unmounted mountpoint=%s", mountpoint)
+            done.cancel()
+            return
+
+
+async def _watch_signals(state: dict[str, bool], done: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for s in signals:
+            log.info("stopping signal=%s", signal.Signals(s).name)
+            state["unmount"] = True
+            done.cancel()
+            return
+
+
+def run_foreground(opts: MountOptions) -> None:
+    opts.mountpoint = os.path.realpath(opts.mountpoint)
+    check_mountpoint(opts.mountpoint)
+    remote = Remote(opts.address, opts.brick, opts.rpc_timeout)
+    try:
+        trio.run(_ping, remote)
+        ops = Operations(
+            remote,
+            attr_timeout=opts.attr_timeout,
+            entry_timeout=opts.entry_timeout,
+            writeback=opts.writeback,
+        )
+        fuse_opts = {
+            f"fsname={opts.source}",
+            "subtype=gfs",
+            "default_permissions",
+            "allow_other",
+            *opts.kernel,
+        }
+        try:
+            pyfuse3.init(ops, opts.mountpoint, fuse_opts)
+        except RuntimeError as e:
+            raise MountError(f"cannot mount on {opts.mountpoint}: {e}") from e
+        log.info(
+            "mounted source=%s mountpoint=%s pid=%d", opts.source, opts.mountpoint, os.getpid()
+        )
+        state = {"unmount": False}
+
+        async def serve() -> None:
+            async with trio.open_nursery() as n:
+                n.start_soon(_watch_unmount, opts.mountpoint, n.cancel_scope)
+                n.start_soon(_watch_signals, state, n.cancel_scope)
+                await pyfuse3.main()
+                n.cancel_scope.cancel()
+
+        try:
+            trio.run(serve)
+        finally:
+            pyfuse3.close(unmount=state["unmount"] and is_mounted(opts.mountpoint))
+    finally:
+        remote.close()
+
+
+def run_background(argv: list[str], opts: MountOptions) -> None:
+    """Start the client as a new session and wait until the mount appears."""
+    opts.mountpoint = os.path.realpath(opts.mountpoint)
+    check_mountpoint(opts.mountpoint)
+    if opts.log_file is None:  # like GlusterFS: one log per mount point under /var/log
+        name = opts.mountpoint.strip("/").replace("/", "-") or "root"
+        try:
+            LOG_DIR.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MountError(f"cannot create {LOG_DIR}: {e.strerror}; give -o log-file=") from e
+        argv = [*argv, "-o", f"log-file={LOG_DIR / name}.log"]
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "gfs.client.mount", *argv, "-f"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + MOUNT_WAIT
+        while not is_mounted(opts.mountpoint):
+            rc = child.poll()
+            if rc is not None:
+                err.seek(0)
+                lines = err.read().decode(errors="replace").strip().splitlines()
+                msg = lines[-1] if lines else f"client exited with status {rc}"
+                print(msg, file=sys.stderr)
+                sys.exit(rc or 1)
+            if time.monotonic() > deadline:
+                child.kill()
+                raise MountError(f"mount of {opts.source} on {opts.mountpoint} timed out")
+            time.sleep(0.05)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        opts = parse_argv(args)
+        if not opts.foreground:
+            run_background(args, opts)
+            return
+        reexec_with_malloc_tunables()
+        setup_logging(opts)
+        run_foreground(opts)
+    except UsageError as e:
+        print(f"mount.fuse.gfs: {e}", file=sys.stderr)
+        sys.exit(2)
+    except MountError as e:
+        print(f"mount.fuse.gfs: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+"""FUSE operations: the one class that turns kernel requests into brick calls.
+
+FUSEError is raised here and only here; the layers below raise RemoteError or
+UnknownInode, which carry an errno.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import stat
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import pyfuse3
+from pyfuse3 import FUSEError
+
+from gfs.client.inodes import InodeTable, UnknownInode
+from gfs.client.remote import Remote, RemoteError
+from gfs.proto import brick_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+READDIR_BATCH = 512
+#: readdir positions 1 and 2 are "." and ".."; brick cookies start at 3.
+DOT, DOTDOT = 1, 2
+
+
+def fuse_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except (RemoteError, UnknownInode) as e:
+            raise FUSEError(e.errno) from None
+
+    return cast(F, wrapper)
+
+
+class Operations(pyfuse3.Operations):
+    supports_dot_lookup = False
+
+    def __init__(
+        self, remote: Remote, *, attr_timeout: float, entry_timeout: float, writeback: bool
+    ) -> None:
+        super().__init__()
+        self.remote = remote
+        self.inodes = InodeTable()
+        self.attr_timeout = attr_timeout
+        self.entry_timeout = entry_timeout
+        self.enable_writeback_cache = writeback
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _attrs(self, a: pb.Attr, ino: int) -> pyfuse3.EntryAttributes:
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = pyfuse3.InodeT(ino)
+        e.generation = 0
+        e.entry_timeout = self.entry_timeout
+        e.attr_timeout = self.attr_timeout
+        e.st_mode = pyfuse3.ModeT(a.mode)
+        e.st_nlink = a.nlink
+        e.st_uid = a.uid
+        e.st_gid = a.gid
+        e.st_rdev = a.rdev
+        e.st_size = a.size
+        e.st_blksize = a.blksize or 4096
+        e.st_blocks = a.blocks
+        e.st_atime_ns = a.atime_ns
+        e.st_mtime_ns = a.mtime_ns
+        e.st_ctime_ns = a.ctime_ns
+        return e
+
+    def _entry(self, a: pb.Attr) -> pyfuse3.EntryAttributes:
+        """Attributes of an entry handed to the kernel (counts one lookup)."""
+        return self._attrs(a, self.inodes.ref(a.gfid))
+
+    def _g(self, ino: int) -> bytes:
+        return self.inodes.gfid(ino)
+
+    # -- lookups and attributes --------------------------------------------------------------
+
+    @fuse_errors
+    async def lookup(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        return self._entry(await self.remote.lookup(self._g(parent_inode), name))
+
+    async def forget(self, inode_list: Sequence[tuple[pyfuse3.InodeT, int]]) -> None:
+        for ino, n in inode_list:
+            self.inodes.forget(ino, n)
+
+    @fuse_errors
+    async def getattr(
+        self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        return self._attrs(await self.remote.getattr(self._g(inode)), inode)
+
+    @fuse_errors
+    async def setattr(
+        self,
+        inode: pyfuse3.InodeT,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: pyfuse3.FileHandleT | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        change: dict[str, int] = {}
+        if fields.update_mode:
+            change["mode"] = stat.S_IMODE(attr.st_mode)
+        if fields.update_uid:
+            change["uid"] = attr.st_uid
+        if fields.update_gid:
+            change["gid"] = attr.st_gid
+        if fields.update_size:
+            change["size"] = attr.st_size
+        if fields.update_atime:
+            change["atime_ns"] = attr.st_atime_ns
+        if fields.update_mtime:
+            change["mtime_ns"] = attr.st_mtime_ns
+        a = await self.remote.setattr(self._g(inode), fh or 0, **change)
+        return self._attrs(a, inode)
+
+    @fuse_errors
+    async def readlink(
+        self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.FileNameT:
+        return pyfuse3.FileNameT(await self.remote.readlink(self._g(inode)))
+
+    # -- namespace ---------------------------------------------------------------------------
+
+    async def _make(
+        self,
+        parent: int,
+        name: bytes,
+        kind: str,
+        mode: int,
+        ctx: pyfuse3.RequestContext,
+        **kw: Any,
+    ) -> tuple[pb.Attr, int]:
+        # The client picks the GFID so a retried create is idempotent (DESIGN rule 1).
+        return await self.remote.make_node(
+            self._g(parent), name, uuid.uuid4().bytes, kind, mode, ctx.uid, ctx.gid, **kw
+        )
+
+    @fuse_errors
+    async def mknod(
+        self,
+        parent_inode: pyfuse3.InodeT,
+        name: pyfuse3.FileNameT,
+        mode: pyfuse3.ModeT,
+        rdev: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        kind = "file" if stat.S_ISREG(mode) else "special"
+        a, _ = await self._make(parent_inode, name, kind, mode, ctx, rdev=rdev)
+        return self._entry(a)
+
+    @fuse_errors
+    async def mkdir(
+        self,
+        parent_inode: pyfuse3.InodeT,
+        name: pyfuse3.FileNameT,
+        mode: pyfuse3.ModeT,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        a, _ = await self._make(parent_inode, name, "dir", stat.S_IFDIR | mode, ctx)
+        return self._entry(a)
+
+    @fuse_errors
+    async def symlink(
+        self,
+        parent_inode: pyfuse3.InodeT,
+        name: pyfuse3.FileNameT,
+        target: pyfuse3.FileNameT,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        a, _ = await self._make(
+            parent_inode, name, "symlink", stat.S_IFLNK | 0o777, ctx, target=target
+        )
+        return self._entry(a)
+
+    @fuse_errors
+    async def create(
+        self,
+        parent_inode: pyfuse3.InodeT,
+        name: pyfuse3.FileNameT,
+        mode: pyfuse3.ModeT,
+        flags: pyfuse3.FlagT,
+        ctx: pyfuse3.RequestContext,
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        a, fh = await self._make(
+            parent_inode, name, "file", stat.S_IFREG | mode, ctx, open_flags=flags
+        )
+        return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh)), self._entry(a)
+
+    @fuse_errors
+    async def unlink(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
+    ) -> None:
+        await self.remote.unlink(self._g(parent_inode), name)
+
+    @fuse_errors
+    async def rmdir(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
+    ) -> None:
+        await self.remote.rmdir(self._g(parent_inode), name)
+
+    @fuse_errors
+    async def rename(
+        self,
+        parent_inode_old: pyfuse3.InodeT,
+        name_old: pyfuse3.FileNameT,
+        parent_inode_new: pyfuse3.InodeT,
+        name_new: pyfuse3.FileNameT,
+        flags: pyfuse3.FlagT,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:
+        await self.remote.rename(
+            self._g(parent_inode_old), name_old, self._g(parent_inode_new), name_new, flags
+        )
+
+    @fuse_errors
+    async def link(
+        self,
+        inode: pyfuse3.InodeT,
+        new_parent_inode: pyfuse3.InodeT,
+        new_name: pyfuse3.FileNameT,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        a = await self.remote.link(self._g(inode), self._g(new_parent_inode), new_name)
+        return self._entry(a)
+
+    # -- files -------------------------------------------------------------------------------
+
+    @fuse_errors
+    async def open(
+        self, inode: pyfuse3.InodeT, flags: pyfuse3.FlagT, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.FileInfo:
+        fh, _ = await self.remote.open(self._g(inode), flags)
+        return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh))
+
+    @fuse_errors
+    async def read(self, fh: pyfuse3.FileHandleT, off: int, size: int) -> bytes:
+        return await self.remote.read(fh, off, size)
+
+    @fuse_errors
+    async def write(self, fh: pyfuse3.FileHandleT, off: int, buf: bytes) -> int:
+        return await self.remote.write(fh, off, buf)
+
+    @fuse_errors
+    async def flush(self, fh: pyfuse3.FileHandleT) -> None:
+        await self.remote.flush(fh)
+
+    @fuse_errors
+    async def release(self, fh: pyfuse3.FileHandleT) -> None:
+        await self.remote.release(fh)
+
+    @fuse_errors
+    async def fsync(self, fh: pyfuse3.FileHandleT, datasync: bool) -> None:
+        await self.remote.fsync(fh, datasync)
+
+    # -- directories -------------------------------------------------------------------------
+
+    @fuse_errors
+    async def opendir(
+        self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.FileHandleT:
+        self._g(inode)
+        return pyfuse3.FileHandleT(inode)  # the kernel pins the inode while it is open
+
+    @fuse_errors
+    async def readdir(
+        self, fh: pyfuse3.FileHandleT, start_id: int, token: pyfuse3.ReaddirToken
+    ) -> None:
+        gfid = self._g(fh)
+        dot = pyfuse3.EntryAttributes()
+        dot.st_ino = pyfuse3.InodeT(fh)
+        dot.st_mode = pyfuse3.ModeT(stat.S_IFDIR | 0o755)
+        # "." and ".." take no lookup count (pyfuse3's rule), so the table is untouched.
+        if start_id < DOT and not pyfuse3.readdir_reply(token, pyfuse3.FileNameT(b"."), dot, DOT):
+            return
+        if start_id < DOTDOT and not pyfuse3.readdir_reply(
+            token, pyfuse3.FileNameT(b".."), dot, DOTDOT
+        ):
+            return
+        offset = max(start_id, DOTDOT)
+        while True:
+            entries, eof = await self.remote.readdir(gfid, offset, READDIR_BATCH)
+            for e in entries:
+                ino = self.inodes.ino(e.attr.gfid)
+                if not pyfuse3.readdir_reply(
+                    token, pyfuse3.FileNameT(e.name), self._attrs(e.attr, ino), e.cookie
+                ):
+                    return
+                self.inodes.ref(e.attr.gfid)
+                offset = e.cookie
+            if eof or not entries:
+                return
+
+    async def releasedir(self, fh: pyfuse3.FileHandleT) -> None:
+        pass
+
+    @fuse_errors
+    async def fsyncdir(self, fh: pyfuse3.FileHandleT, datasync: bool) -> None:
+        await self.remote.fsyncdir(self._g(fh), datasync)
+
+    @fuse_errors
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        s = await self.remote.statfs()
+        out = pyfuse3.StatvfsData()
+        out.f_bsize = s.bsize
+        out.f_frsize = s.frsize
+        out.f_blocks = s.blocks
+        out.f_bfree = s.bfree
+        out.f_bavail = s.bavail
+        out.f_files = s.files
+        out.f_ffree = s.ffree
+        out.f_favail = s.favail
+        out.f_namemax = s.namemax
+        return out
+
+    # -- xattrs ------------------------------------------------------------------------------
+
+    @fuse_errors
+    async def setxattr(
+        self,
+        inode: pyfuse3.InodeT,
+        name: pyfuse3.XAttrNameT,
+        value: bytes,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:
+        await self.remote.setxattr(self._g(inode), name, value)
+
+    @fuse_errors
+    async def getxattr(
+        self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, ctx: pyfuse3.RequestContext
+    ) -> bytes:
+        return await self.remote.getxattr(self._g(inode), name)
+
+    @fuse_errors
+    async def listxattr(
+        self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext
+    ) -> Sequence[pyfuse3.XAttrNameT]:
+        return [pyfuse3.XAttrNameT(n) for n in await self.remote.listxattr(self._g(inode))]
+
+    @fuse_errors
+    async def removexattr(
+        self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, ctx: pyfuse3.RequestContext
+    ) -> None:
+        await self.remote.removexattr(self._g(inode), name)

@@ -1,0 +1,173 @@
+"""Command line and `-o` options of mount.fuse.gfs, validated before anything starts."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from gfs.rpc.channel import parse_address
+
+#: Passed through to the kernel mount as they are.
+KERNEL_FLAGS = frozenset(
+    {
+        "ro",
+        "rw",
+        "suid",
+        "nosuid",
+        "dev",
+        "nodev",
+        "exec",
+        "noexec",
+        "atime",
+        "noatime",
+        "sync",
+        "async",
+        "dirsync",
+    }
+)
+#: Accepted for fstab and mount(8), meaningless to the client itself.
+IGNORED = frozenset(
+    {
+        "defaults",
+        "_netdev",
+        "auto",
+        "noauto",
+        "user",
+        "nouser",
+        "users",
+        "nofail",
+        "owner",
+        "group",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "lazytime",
+        "nolazytime",
+        "loud",
+        "silent",
+    }
+)
+IGNORED_PREFIXES = ("x-", "comment=")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+BRICK_NAME = re.compile(r"^[^/\s]{1,128}$")
+
+
+class UsageError(Exception):
+    """Bad command line: one line to the user, exit code 2."""
+
+
+@dataclass
+class MountOptions:
+    address: str
+    brick: str
+    mountpoint: str
+    foreground: bool = False
+    attr_timeout: float = 1.0
+    entry_timeout: float = 1.0
+    rpc_timeout: float = 30.0
+    writeback: bool = False
+    log_file: str | None = None
+    log_level: str = "info"
+    kernel: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return f"{self.address}/{self.brick}"
+
+
+def parse_source(text: str) -> tuple[str, str]:
+    """`[brick=]HOST:PORT/BRICK` -> (HOST:PORT, BRICK)."""
+    spec = text.removeprefix("brick=")
+    addr, sep, brick = spec.partition("/")
+    if not sep:
+        raise UsageError(f"source {text!r}: expected [brick=]HOST:PORT/BRICK")
+    if not brick:
+        raise UsageError(f"source {text!r}: missing brick name after '/'")
+    if not BRICK_NAME.match(brick):
+        raise UsageError(f"source {text!r}: bad brick name {brick!r}")
+    try:
+        parse_address(addr)
+    except ValueError as e:
+        raise UsageError(f"source {text!r}: {e}") from e
+    return addr, brick
+
+
+def _seconds(key: str, value: str, minimum: float) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise UsageError(f"option {key}={value!r}: expected a number of seconds") from None
+    if not math.isfinite(v) or v < minimum:
+        raise UsageError(f"option {key}={value!r}: must be a number >= {minimum:g}")
+    return v
+
+
+def apply_option(opts: MountOptions, item: str) -> None:
+    key, eq, value = item.partition("=")
+    if item in KERNEL_FLAGS:
+        opts.kernel.append(item)
+    elif item in IGNORED or item.startswith(IGNORED_PREFIXES):
+        pass
+    elif key == "attr-timeout" and eq:
+        opts.attr_timeout = _seconds(key, value, 0)
+    elif key == "entry-timeout" and eq:
+        opts.entry_timeout = _seconds(key, value, 0)
+    elif key == "rpc-timeout" and eq:
+        opts.rpc_timeout = _seconds(key, value, 0.1)
+    elif key == "writeback" and eq:
+        if value not in ("on", "off"):
+            raise UsageError(f"option writeback={value!r}: use on or off")
+        opts.writeback = value == "on"
+    elif key == "log-file" and eq and value:
+        opts.log_file = value
+    elif key == "log-level" and eq:
+        if value not in LOG_LEVELS:
+            raise UsageError(f"option log-level={value!r}: use one of {', '.join(LOG_LEVELS)}")
+        opts.log_level = value
+    else:
+        raise UsageError(f"unknown mount option {item!r}")
+
+
+USAGE = "usage: mount.fuse.gfs [brick=]HOST:PORT/BRICK MOUNTPOINT [-f] [-o OPTION[,OPTION...]]"
+
+
+def parse_argv(argv: list[str]) -> MountOptions:
+    positional: list[str] = []
+    raw_opts: list[str] = []
+    foreground = False
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "-o":
+            if i + 1 == len(argv):
+                raise UsageError("-o needs a value")
+            raw_opts.append(argv[i + 1])
+            i += 2
+            continue
+        if a.startswith("-o") and len(a) > 2:
+            raw_opts.append(a[2:])
+        elif a == "-f":
+            foreground = True
+        elif a in ("-n", "-s", "-v"):  # passed by mount(8): no mtab, sloppy, verbose
+            pass
+        elif a == "-t":  # mount(8) may pass the type
+            i += 1
+        elif a in ("-h", "--help"):
+            raise UsageError(USAGE)
+        elif a.startswith("-"):
+            raise UsageError(f"unknown flag {a!r}; {USAGE}")
+        else:
+            positional.append(a)
+        i += 1
+    if len(positional) != 2:
+        raise UsageError(USAGE)
+    address, brick = parse_source(positional[0])
+    opts = MountOptions(
+        address=address, brick=brick, mountpoint=positional[1], foreground=foreground
+    )
+    for group in raw_opts:
+        for item in group.split(","):
+            if item:
+                apply_option(opts, item)
+    return opts
