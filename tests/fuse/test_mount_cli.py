@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -36,6 +37,7 @@ def one_line_error(r: subprocess.CompletedProcess[str], code: int, text: str) ->
         ("rpc-timeout=0", "must be a number >= 0.1"),
         ("writeback=maybe", "use on or off"),
         ("log-level=loud", "use one of"),
+        ("read-ahead=2", "KiB between 4 and 65536"),
     ],
 )
 def test_bad_options(brickd: BrickDaemon, tmp_path: Path, opts: str, text: str) -> None:
@@ -120,3 +122,14 @@ def test_brick_daemon_gone_gives_errno_not_hang(tmp_path: Path) -> None:
     finally:
         m.stop()
         d.stop()
+
+
+def test_read_ahead_applied(brickd: BrickDaemon, tmp_path: Path) -> None:
+    m = Mount(f"{brickd.address}/b0", tmp_path / "mnt", tmp_path / "mount.log", "read-ahead=512")
+    m.start()
+    try:
+        dev = os.stat(m.mountpoint).st_dev
+        knob = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+        wait_for(lambda: knob.read_text().strip() == "512", 10, "read-ahead set on the mount")
+    finally:
+        m.stop()

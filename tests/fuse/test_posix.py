@@ -10,6 +10,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import mmap
 import os
 import shutil
 import socket
@@ -290,6 +291,14 @@ def test_dir_nlink(fsroot: Path) -> None:
     raises_errno(errno.EPERM, os.link, d, fsroot / "dlink")
 
 
+def test_root_nlink(fsroot: Path) -> None:
+    """The root's link count is 2 + its visible subdirectories (gfs's hidden `.gfs` excluded)."""
+    assert os.stat(fsroot).st_nlink == 2
+    os.mkdir(fsroot / "a")
+    os.mkdir(fsroot / "b")
+    assert os.stat(fsroot).st_nlink == 4
+
+
 # --- rename ------------------------------------------------------------------------------
 
 
@@ -467,6 +476,59 @@ def test_unlink_while_open(fsroot: Path) -> None:
     finally:
         os.close(fd)
     assert p.read_bytes() == b"new"
+
+
+def test_rename_over_open_file(fsroot: Path) -> None:
+    write_file(fsroot / "victim", b"old data")
+    write_file(fsroot / "new", b"new data")
+    with opened(fsroot / "victim", os.O_RDWR) as fd:
+        os.rename(fsroot / "new", fsroot / "victim")
+        assert os.fstat(fd).st_nlink == 0
+        assert os.pread(fd, 100, 0) == b"old data"
+        os.pwrite(fd, b"OLD", 0)
+    assert (fsroot / "victim").read_bytes() == b"new data"
+    assert os.listdir(fsroot) == ["victim"]
+
+
+def test_mmap_shared(fsroot: Path) -> None:
+    p = fsroot / "f"
+    write_file(p, bytes(3 * 4096))
+    with open(p, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
+        m[4090:4100] = b"0123456789"
+        m.flush()
+    data = p.read_bytes()
+    assert data[4090:4100] == b"0123456789"
+    assert len(data) == 3 * 4096
+
+
+def test_create_through_dangling_symlink(fsroot: Path) -> None:
+    os.mkdir(fsroot / "d")
+    os.symlink("d/target", fsroot / "link")
+    with opened(fsroot / "link", os.O_CREAT | os.O_WRONLY) as fd:
+        os.write(fd, b"via link")
+    assert (fsroot / "d" / "target").read_bytes() == b"via link"
+    raises_errno(errno.EEXIST, os.open, fsroot / "link", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    raises_errno(errno.ELOOP, os.open, fsroot / "link", os.O_RDONLY | os.O_NOFOLLOW)
+
+
+def test_symlink_own_attributes(fsroot: Path) -> None:
+    write_file(fsroot / "f", b"")
+    os.symlink("f", fsroot / "l")
+    os.utime(fsroot / "l", ns=(1_000_000_000, 2_000_000_000), follow_symlinks=False)
+    st = os.lstat(fsroot / "l")
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_000, 2_000_000_000)
+    assert os.stat(fsroot / "f").st_mtime_ns != 2_000_000_000
+    # user.* xattrs are not allowed on symlinks.
+    raises_errno(
+        errno.EPERM, lambda: os.setxattr(fsroot / "l", "user.a", b"1", follow_symlinks=False)
+    )
+
+
+def test_mknod_regular(fsroot: Path) -> None:
+    os.mknod(fsroot / "r", stat.S_IFREG | 0o640)
+    st = os.stat(fsroot / "r")
+    assert stat.S_ISREG(st.st_mode)
+    assert (stat.S_IMODE(st.st_mode), st.st_size) == (0o640, 0)
 
 
 def test_large_copy(fsroot: Path, tmp_path: Path) -> None:

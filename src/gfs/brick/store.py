@@ -292,6 +292,8 @@ class Brick:
         nlink = st.st_nlink
         if not stat.S_ISDIR(st.st_mode) and nlink > 0:
             nlink -= 1  # the index link
+        elif gfid == ROOT_GFID:
+            nlink -= 1  # the hidden .gfs folder
         return Attr(gfid, st, nlink)
 
     def _gfid_of(self, parent_fd: int, name: bytes, st: os.stat_result) -> bytes:

@@ -44,13 +44,31 @@ class MountError(Exception):
 def is_mounted(path: str) -> bool:
     """Whether a gfs mount sits on `path`, which must already be a real path: the
     client must never touch its own mount point (its FUSE request would wait on itself)."""
+    return mount_device(path) is not None
+
+
+def mount_device(path: str) -> str | None:
+    """The MAJOR:MINOR of the gfs mount on `path` (a real path), from mountinfo."""
     target = os.fsencode(path)
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
             fields = line.split()
             if fields[4] == target and b"fuse.gfs" in fields[fields.index(b"-") + 1]:
-                return True
-    return False
+                return fields[2].decode()
+    return None
+
+
+def set_read_ahead(path: str, kib: int) -> None:
+    """Raise the kernel's read-ahead for this mount: FUSE starts at 128 KiB, and larger
+    read requests cut the RPCs of a sequential read (3x throughput measured here)."""
+    dev = mount_device(path)
+    knob = Path(f"/sys/class/bdi/{dev}/read_ahead_kb")
+    try:
+        knob.write_text(str(kib))
+    except OSError as e:
+        log.warning("read-ahead not set knob=%s error=%s", knob, e.strerror)
+    else:
+        log.info("read-ahead set kib=%d device=%s", kib, dev)
 
 
 def check_mountpoint(path: str) -> None:
@@ -106,6 +124,12 @@ async def _watch_signals(state: dict[str, bool], done: trio.CancelScope) -> None
             return
 
 
+async def _after_init(ops: Operations, opts: MountOptions) -> None:
+    # The kernel resets read-ahead when it processes the INIT reply, so set it after.
+    await ops.initialized.wait()
+    set_read_ahead(opts.mountpoint, opts.read_ahead_kib)
+
+
 def run_foreground(opts: MountOptions) -> None:
     opts.mountpoint = os.path.realpath(opts.mountpoint)
     check_mountpoint(opts.mountpoint)
@@ -138,6 +162,7 @@ def run_foreground(opts: MountOptions) -> None:
             async with trio.open_nursery() as n:
                 n.start_soon(_watch_unmount, opts.mountpoint, n.cancel_scope)
                 n.start_soon(_watch_signals, state, n.cancel_scope)
+                n.start_soon(_after_init, ops, opts)
                 await pyfuse3.main()
                 n.cancel_scope.cancel()
 

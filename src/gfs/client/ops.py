@@ -6,6 +6,7 @@ UnknownInode, which carry an errno.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import stat
@@ -14,8 +15,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import pyfuse3
+import trio
 from pyfuse3 import FUSEError
 
+from gfs.client.capcache import CapabilityCache
 from gfs.client.inodes import InodeTable, UnknownInode
 from gfs.client.remote import Remote, RemoteError
 from gfs.proto import brick_pb2 as pb
@@ -48,9 +51,16 @@ class Operations(pyfuse3.Operations):
         super().__init__()
         self.remote = remote
         self.inodes = InodeTable()
+        self.caps = CapabilityCache(attr_timeout)
         self.attr_timeout = attr_timeout
         self.entry_timeout = entry_timeout
         self.enable_writeback_cache = writeback
+        #: Set once the kernel's INIT request has been answered (see mount.py).
+        self.initialized = trio.Event()
+
+    def init(self) -> None:
+        # Called while INIT is being answered; waiters run after the reply is written.
+        self.initialized.set()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -91,6 +101,7 @@ class Operations(pyfuse3.Operations):
     async def forget(self, inode_list: Sequence[tuple[pyfuse3.InodeT, int]]) -> None:
         for ino, n in inode_list:
             self.inodes.forget(ino, n)
+            self.caps.forget(ino)
 
     @fuse_errors
     async def getattr(
@@ -332,13 +343,21 @@ class Operations(pyfuse3.Operations):
         value: bytes,
         ctx: pyfuse3.RequestContext,
     ) -> None:
+        self.caps.forget(inode)
         await self.remote.setxattr(self._g(inode), name, value)
 
     @fuse_errors
     async def getxattr(
         self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, ctx: pyfuse3.RequestContext
     ) -> bytes:
-        return await self.remote.getxattr(self._g(inode), name)
+        if self.caps.known_absent(inode, name):
+            raise FUSEError(errno.ENODATA)
+        try:
+            return await self.remote.getxattr(self._g(inode), name)
+        except RemoteError as e:
+            if e.errno == errno.ENODATA:
+                self.caps.absent(inode, name)
+            raise
 
     @fuse_errors
     async def listxattr(
@@ -350,4 +369,5 @@ class Operations(pyfuse3.Operations):
     async def removexattr(
         self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, ctx: pyfuse3.RequestContext
     ) -> None:
+        self.caps.forget(inode)
         await self.remote.removexattr(self._g(inode), name)

@@ -67,6 +67,7 @@ class MountOptions:
     entry_timeout: float = 1.0
     rpc_timeout: float = 30.0
     writeback: bool = False
+    read_ahead_kib: int = 1024
     log_file: str | None = None
     log_level: str = "info"
     kernel: list[str] = field(default_factory=list)
@@ -119,6 +120,10 @@ def apply_option(opts: MountOptions, item: str) -> None:
         if value not in ("on", "off"):
             raise UsageError(f"option writeback={value!r}: use on or off")
         opts.writeback = value == "on"
+    elif key == "read-ahead" and eq:
+        if not value.isdigit() or not 4 <= int(value) <= 65536:
+            raise UsageError(f"option read-ahead={value!r}: KiB between 4 and 65536")
+        opts.read_ahead_kib = int(value)
     elif key == "log-file" and eq and value:
         opts.log_file = value
     elif key == "log-level" and eq:
