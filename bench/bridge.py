@@ -37,7 +37,9 @@ def serve(port_q: Any) -> None:
     server.wait_for_termination()
 
 
-async def run(mode: str, method: Any, payload: bytes, conc: int, seconds: float) -> dict[str, float]:
+async def run(
+    mode: str, method: Any, payload: bytes, conc: int, seconds: float
+) -> dict[str, float]:
     limiter = trio.CapacityLimiter(max(conc, 40))
     count = 0
     lat: list[float] = []
@@ -99,7 +101,11 @@ def main() -> None:
     finally:
         srv.kill()
     with open(args.out, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "results": results}, f, indent=1)
+        json.dump(
+            {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "results": results},
+            f,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":

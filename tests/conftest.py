@@ -23,8 +23,12 @@ def mnt(brickd: BrickDaemon, tmp_path: Path) -> Iterator[Path]:
     """A real FUSE mount of brick b0 (kernel caching off so tests see every op)."""
     if not have_fuse():
         pytest.fail("FUSE tests need root, /dev/fuse and fusermount3")
-    m = Mount(f"{brickd.address}/b0", tmp_path / "mnt", tmp_path / "mount.log",
-              "attr-timeout=0,entry-timeout=0")
+    m = Mount(
+        f"{brickd.address}/b0",
+        tmp_path / "mnt",
+        tmp_path / "mount.log",
+        "attr-timeout=0,entry-timeout=0",
+    )
     m.start()
     try:
         yield m.mountpoint

@@ -64,11 +64,15 @@ class BrickDaemon:
     def _ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(f"gfs-brickd exited with {self.proc.returncode}: {self.log.read_text()}")
+            raise RuntimeError(
+                f"gfs-brickd exited with {self.proc.returncode}: {self.log.read_text()}"
+            )
         name = next(iter(self.bricks))
         with insecure_channel(self.address) as ch:
             try:
-                reply = brick_pb2_grpc.BrickStub(ch).Ping(brick_pb2.PingRequest(brick=name), timeout=1)
+                reply = brick_pb2_grpc.BrickStub(ch).Ping(
+                    brick_pb2.PingRequest(brick=name), timeout=1
+                )
             except grpc.RpcError:
                 return False
         return reply.err == 0
@@ -102,7 +106,9 @@ class Mount:
         def ready() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mount.fuse.gfs exited with {self.proc.returncode}: {self.log.read_text()}")
+                raise RuntimeError(
+                    f"mount.fuse.gfs exited with {self.proc.returncode}: {self.log.read_text()}"
+                )
             return is_mounted(self.mountpoint)
 
         wait_for(ready, timeout, f"mount of {self.source} on {self.mountpoint}")
@@ -122,4 +128,8 @@ class Mount:
 
 
 def have_fuse() -> bool:
-    return os.path.exists("/dev/fuse") and os.geteuid() == 0 and shutil.which("fusermount3") is not None
+    return (
+        os.path.exists("/dev/fuse")
+        and os.geteuid() == 0
+        and shutil.which("fusermount3") is not None
+    )

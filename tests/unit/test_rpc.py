@@ -68,8 +68,10 @@ def test_bridge_returns_result(server: Server) -> None:
             out: list[bytes] = []
             async with trio.open_nursery() as n:
                 for i in range(50):
+
                     async def one(i: int = i) -> None:
                         out.append(await call(echo, b"x" * i, timeout=10))
+
                     n.start_soon(one)
             return out
 
