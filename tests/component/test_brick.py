@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import threading
 import uuid
@@ -213,6 +214,21 @@ def test_unlink_while_open_then_release(c: Client, brickd: BrickDaemon) -> None:
     assert c.GetAttr(gfid=r.attr.gfid).err == errno.ESTALE
     index = brickd.bricks["b0"] / ".gfs" / "gfid"
     assert not [p for p in index.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+def test_orphans_of_a_killed_daemon_are_swept(c: Client, brickd: BrickDaemon) -> None:
+    r = c.make(ROOT, b"tmp", FILE, open=True, flags=os.O_RDWR)
+    assert c.Unlink(parent=ROOT, name=b"tmp").err == 0
+    index = brickd.bricks["b0"] / ".gfs" / "gfid"
+
+    def files() -> list[Path]:
+        return [p for p in index.rglob("*") if p.is_file() and not p.is_symlink()]
+
+    assert len(files()) == 1  # kept alive by the open handle
+    brickd.stop(signal.SIGKILL)
+    brickd.start()
+    assert files() == []
+    assert Client(brickd.address).GetAttr(gfid=r.attr.gfid).err == errno.ESTALE
 
 
 def test_hard_links_count_without_index(c: Client) -> None:

@@ -103,6 +103,7 @@ class Brick:
         self._open_count: dict[bytes, int] = {}
         self._next_fh = 1
         self._init_layout()
+        self.sweep_orphans()
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -134,6 +135,28 @@ class Brick:
             if e.errno != errno.ENODATA:
                 raise
             os.setxattr(self.root_fd, GFID_XATTR, ROOT_GFID)
+
+    def sweep_orphans(self) -> int:
+        """Drop index links of files with no name left: unlinked while open before a
+        crash or restart (no handle survives a restart). Directory entries are symlinks
+        and are never swept."""
+        dropped = 0
+        base = f"/proc/self/fd/{self.index_fd}"
+        with os.scandir(base) as top:
+            level1 = [a.path for a in top if a.is_dir(follow_symlinks=False)]
+        for d1 in level1:
+            with os.scandir(d1) as mid:
+                level2 = [b.path for b in mid if b.is_dir(follow_symlinks=False)]
+            for d2 in level2:
+                with os.scandir(d2) as entries:
+                    for e in entries:
+                        st = e.stat(follow_symlinks=False)
+                        if not stat.S_ISLNK(st.st_mode) and st.st_nlink == 1:
+                            os.unlink(e.path)
+                            dropped += 1
+        if dropped:
+            log.info("swept orphans brick=%s count=%d", self.name, dropped)
+        return dropped
 
     def close(self) -> None:
         for h in self._handles.values():
