@@ -1,6 +1,7 @@
 """`gfs-brickd`: one process serving every brick of a node over one gRPC port.
 
     gfs-brickd --listen 127.0.0.1:24007 --brick b0=/srv/b0 --brick b1=/srv/b1
+    gfs-brickd --listen 0.0.0.0:24007 --root /srv/gfs --zone rack1   (bricks made by gfsd)
     gfs-brickd --config /etc/gfs/brickd.toml
 
 The config file (TOML) takes the same settings:
@@ -9,6 +10,8 @@ The config file (TOML) takes the same settings:
     log_file = "/var/log/gfs/brickd.log"
     log_level = "info"
     workers = 32
+    roots = ["/srv/gfs"]
+    zone = "rack1"
     [bricks]
     b0 = "/srv/b0"
 """
@@ -30,9 +33,10 @@ from typing import Any
 
 import grpc
 
+from gfs.brick.admin import AdminService
 from gfs.brick.service import BrickService, umask_zero
 from gfs.brick.store import Brick
-from gfs.proto import brick_pb2_grpc
+from gfs.proto import admin_pb2_grpc, brick_pb2_grpc
 from gfs.rpc.channel import SERVER_OPTIONS, parse_address
 from gfs.tunables import reexec_with_malloc_tunables
 
@@ -52,6 +56,8 @@ class Config:
     log_file: str | None = None
     log_level: str = "info"
     workers: int = 32
+    roots: list[Path] = field(default_factory=list)
+    zone: str = ""
 
 
 def parse_brick(text: str) -> tuple[str, Path]:
@@ -70,12 +76,12 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"config {path}: {e.strerror}") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path}: {e}") from e
-    known = {"listen", "bricks", "log_file", "log_level", "workers"}
+    known = {"listen", "bricks", "log_file", "log_level", "workers", "roots", "zone"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"config {path}: unknown setting(s) {', '.join(sorted(unknown))}")
     cfg = Config()
-    for key in ("listen", "log_file", "log_level"):
+    for key in ("listen", "log_file", "log_level", "zone"):
         if key in data:
             if not isinstance(data[key], str):
                 raise ConfigError(f"config {path}: {key} must be a string")
@@ -84,6 +90,10 @@ def load_config(path: Path) -> Config:
         if not isinstance(data["workers"], int) or isinstance(data["workers"], bool):
             raise ConfigError(f"config {path}: workers must be an integer")
         cfg.workers = data["workers"]
+    roots = data.get("roots", [])
+    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+        raise ConfigError(f"config {path}: roots must be a list of paths")
+    cfg.roots = [Path(r) for r in roots]
     bricks = data.get("bricks", {})
     if not isinstance(bricks, dict) or not all(isinstance(v, str) for v in bricks.values()):
         raise ConfigError(f"config {path}: [bricks] must map names to paths")
@@ -96,6 +106,15 @@ def parse_args(argv: list[str]) -> Config:
     ap = argparse.ArgumentParser(prog="gfs-brickd", description="Serve gfs bricks over gRPC.")
     ap.add_argument("--listen", help="HOST:PORT to serve on")
     ap.add_argument("--brick", action="append", default=[], metavar="NAME=PATH")
+    ap.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="folder under which gfsd may create bricks (repeatable)",
+    )
+    ap.add_argument("--zone", help="failure zone of this node (rack, room...)")
     ap.add_argument("--config", type=Path, help="TOML config file")
     ap.add_argument("--log-file")
     ap.add_argument("--log-level", choices=LEVELS)
@@ -109,6 +128,9 @@ def parse_args(argv: list[str]) -> Config:
         if name in cfg.bricks:
             raise ConfigError(f"brick {name!r} given twice")
         cfg.bricks[name] = path
+    cfg.roots += ns.root
+    if ns.zone is not None:
+        cfg.zone = ns.zone
     if ns.log_file:
         cfg.log_file = ns.log_file
     if ns.log_level:
@@ -121,8 +143,15 @@ def parse_args(argv: list[str]) -> Config:
         parse_address(cfg.listen)
     except ValueError as e:
         raise ConfigError(f"--listen: {e}") from e
-    if not cfg.bricks:
-        raise ConfigError("no bricks: give --brick NAME=PATH or [bricks] in --config")
+    if not cfg.bricks and not cfg.roots:
+        raise ConfigError(
+            "no bricks: give --brick NAME=PATH, or --root PATH for bricks made by gfsd"
+        )
+    for root in cfg.roots:
+        if not root.is_absolute() or not root.is_dir():
+            raise ConfigError(f"root {root} is not an existing absolute folder")
+    if not cfg.zone.isprintable() or len(cfg.zone) > 64:
+        raise ConfigError("zone must be printable, at most 64 characters")
     if cfg.log_level not in LEVELS:
         raise ConfigError(f"log level {cfg.log_level!r}: use one of {', '.join(LEVELS)}")
     if not 1 <= cfg.workers <= 1024:
@@ -154,9 +183,10 @@ def serve(cfg: Config) -> None:
         ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="rpc"),
         options=SERVER_OPTIONS,
     )
-    brick_pb2_grpc.add_BrickServicer_to_server(  # type: ignore[no-untyped-call]
-        BrickService(bricks), server
-    )
+    service = BrickService(bricks)
+    brick_pb2_grpc.add_BrickServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+    admin = AdminService(service, cfg.roots, cfg.zone)
+    admin_pb2_grpc.add_AdminServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
     try:
         port = server.add_insecure_port(cfg.listen)
     except RuntimeError as e:
@@ -164,7 +194,13 @@ def serve(cfg: Config) -> None:
     if port == 0:
         raise ConfigError(f"cannot listen on {cfg.listen} (address in use or not local)")
     server.start()
-    log.info("serving listen=%s bricks=%s pid=%d", cfg.listen, ",".join(bricks), os.getpid())
+    log.info(
+        "serving listen=%s bricks=%s roots=%s pid=%d",
+        cfg.listen,
+        ",".join(service.bricks),
+        ",".join(map(str, cfg.roots)),
+        os.getpid(),
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:
@@ -176,7 +212,7 @@ def serve(cfg: Config) -> None:
     while not stop.wait(3600):
         pass
     server.stop(grace=2).wait()
-    for b in bricks.values():
+    for b in service.bricks.values():
         b.close()
     log.info("stopped")
 

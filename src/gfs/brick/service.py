@@ -59,7 +59,8 @@ def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
             if brick is None:
                 return reply(err=errno.ENODEV)
             try:
-                return fn(self, brick, req, ctx)
+                with brick.in_use():
+                    return fn(self, brick, req, ctx)
             except OSError as e:
                 code = e.errno or errno.EIO
                 if code not in (errno.ENOENT, errno.EEXIST, errno.ENODATA, errno.EAGAIN):
@@ -79,8 +80,17 @@ class BrickService:
     brick_pb2_grpc.add_BrickServicer_to_server)."""
 
     def __init__(self, bricks: dict[str, Brick]) -> None:
-        self.bricks = bricks
+        self.bricks = dict(bricks)
         self.locks = {name: locks.LockTable() for name in bricks}
+
+    def add(self, brick: Brick) -> None:
+        self.locks[brick.name] = locks.LockTable()
+        self.bricks[brick.name] = brick
+
+    def remove(self, name: str) -> Brick | None:
+        brick = self.bricks.pop(name, None)
+        self.locks.pop(name, None)
+        return brick
 
     @rpc(pb.PingReply)
     def Ping(self, b: Brick, req: pb.PingRequest, ctx: Any) -> pb.PingReply:
@@ -242,7 +252,9 @@ class BrickService:
         if req.type not in (pb.LOCK_TYPE_READ, pb.LOCK_TYPE_WRITE, pb.LOCK_TYPE_UNLOCK):
             return pb.LockReply(err=errno.EINVAL)
         b.getattr(req.gfid)  # ESTALE for an unknown object
-        table = self.locks[req.brick]
+        table = self.locks.get(req.brick)
+        if table is None:  # the brick stopped being served meanwhile
+            return pb.LockReply(err=errno.ENODEV)
         if req.test:
             c = table.test(req.gfid, req.owner, req.type, req.start, req.length)
             if c is None:

@@ -102,6 +102,9 @@ class Brick:
         self._handles: dict[int, Handle] = {}
         self._open_count: dict[bytes, int] = {}
         self._next_fh = 1
+        self._active = 0
+        self._closed = False
+        self._idle = threading.Condition()
         self._init_layout()
         self.sweep_orphans()
 
@@ -158,7 +161,27 @@ class Brick:
             log.info("swept orphans brick=%s count=%d", self.name, dropped)
         return dropped
 
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Marks a request in progress, so close() never pulls fds from under it."""
+        with self._idle:
+            if self._closed:
+                raise err(errno.ENODEV)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                if self._active == 0:
+                    self._idle.notify_all()
+
     def close(self) -> None:
+        with self._idle:
+            self._closed = True
+            if not self._idle.wait_for(lambda: self._active == 0, timeout=120):
+                log.error("brick=%s still busy at close; fds left open", self.name)
+                return
         for h in self._handles.values():
             os.close(h.fd)
         self._handles.clear()

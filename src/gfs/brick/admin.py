@@ -1,0 +1,216 @@
+"""The Admin gRPC service: node facts, and brick folders provisioned and served on
+gfsd's request. Brick folders live only under the roots the daemon was given
+(`--root`), so gfsd can never make it create, serve or delete anything else.
+
+What is served survives a restart of the daemon: it is kept in
+`<first root>/.gfs-node.json`, so I/O goes on while gfsd is down.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from gfs import __version__
+from gfs.brick.service import BrickService
+from gfs.brick.store import META, NAME_MAX, Brick
+from gfs.proto import admin_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = ".gfs-node.json"
+
+Impl = Callable[[Any, Any, Any], Any]
+Handler = Callable[[Any, Any, grpc.ServicerContext], Any]
+
+
+def admin_rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
+    def wrap(fn: Impl) -> Handler:
+        @functools.wraps(fn)
+        def handler(self: AdminService, req: Any, ctx: grpc.ServicerContext) -> Any:
+            try:
+                with self.lock:
+                    return fn(self, req, ctx)
+            except OSError as e:
+                log.info("admin op=%s errno=%s %s", fn.__name__, e.errno, e.strerror)
+                return reply(err=e.errno or errno.EIO)
+            except Exception:
+                log.exception("admin op=%s failed", fn.__name__)
+                return reply(err=errno.EIO)
+
+        return handler
+
+    return wrap
+
+
+def _err(code: int, what: str) -> OSError:
+    return OSError(code, what)
+
+
+class AdminService:
+    """Implements the Admin service of admin.proto."""
+
+    def __init__(self, bricks: BrickService, roots: list[Path], zone: str) -> None:
+        self.bricks = bricks
+        self.roots = [r.resolve() for r in roots]
+        self.zone = zone
+        self.lock = threading.Lock()
+        self.node_id = ""
+        self._served: dict[str, str] = {}
+        if self.roots:
+            self._load_state()
+
+    # -- persisted state ---------------------------------------------------------------------
+
+    def _state_path(self) -> Path:
+        return self.roots[0] / STATE_FILE
+
+    def _load_state(self) -> None:
+        try:
+            data = json.loads(self._state_path().read_text())
+            self.node_id = str(data["node_id"])
+            served = dict(data.get("served", {}))
+        except FileNotFoundError:
+            self.node_id = str(uuid.uuid4())
+            served = {}
+            self._save_state()
+        except (ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"gfs-brickd: {self._state_path()} is damaged: {e}") from e
+        for name, path in served.items():
+            if name in self.bricks.bricks:
+                continue
+            try:
+                self.bricks.add(Brick(name, Path(path)))
+                self._served[name] = path
+                log.info("serving again brick=%s path=%s", name, path)
+            except OSError as e:
+                log.error("cannot serve brick=%s path=%s error=%s", name, path, e.strerror)
+
+    def _save_state(self) -> None:
+        tmp = self._state_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps({"node_id": self.node_id, "served": self._served}, indent=1))
+        os.replace(tmp, self._state_path())
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def _root(self, text: str) -> Path:
+        p = Path(text)
+        if not p.is_absolute() or p.resolve() not in self.roots:
+            raise _err(errno.EACCES, f"{text} is not a brick root of this node")
+        return p.resolve()
+
+    @staticmethod
+    def _name(name: str) -> str:
+        raw = name.encode(errors="surrogateescape")
+        if not name or "/" in name or "\0" in name or name in (".", "..") or name.startswith("."):
+            raise _err(errno.EINVAL, f"bad brick folder name {name!r}")
+        if len(raw) > NAME_MAX:
+            raise _err(errno.ENAMETOOLONG, "brick folder name too long")
+        return name
+
+    def _under_root(self, path: str) -> Path:
+        p = Path(path)
+        if not p.is_absolute():
+            raise _err(errno.EINVAL, f"{path} is not absolute")
+        real = p.resolve()
+        if real.parent not in self.roots or real != p:
+            raise _err(errno.EACCES, f"{path} is not a folder directly under a brick root")
+        return real
+
+    # -- RPCs --------------------------------------------------------------------------------
+
+    @admin_rpc(pb.InfoReply)
+    def Info(self, req: pb.InfoRequest, ctx: Any) -> pb.InfoReply:
+        roots = []
+        for r in self.roots:
+            s = os.statvfs(r)
+            total = s.f_blocks * s.f_frsize
+            roots.append(
+                pb.Root(
+                    path=str(r),
+                    total_bytes=total,
+                    free_bytes=s.f_bavail * s.f_frsize,
+                    used_bytes=total - s.f_bfree * s.f_frsize,
+                )
+            )
+        bricks = [pb.ServedBrick(name=n, path=str(b.path)) for n, b in self.bricks.bricks.items()]
+        return pb.InfoReply(
+            hostname=socket.gethostname(),
+            zone=self.zone,
+            version=__version__,
+            node_id=self.node_id,
+            roots=roots,
+            bricks=bricks,
+        )
+
+    @admin_rpc(pb.ProvisionReply)
+    def Provision(self, req: pb.ProvisionRequest, ctx: Any) -> pb.ProvisionReply:
+        path = self._root(req.root) / self._name(req.name)
+        try:
+            path.mkdir(mode=0o755)
+        except FileExistsError:
+            if path.is_symlink() or not path.is_dir():
+                raise _err(errno.EEXIST, f"{path} exists and is not a folder") from None
+            leftovers = [p.name for p in path.iterdir() if p.name != META.decode()]
+            if leftovers:
+                raise _err(errno.EEXIST, f"{path} exists and is not empty") from None
+            return pb.ProvisionReply(path=str(path), created=False)
+        log.info("provisioned path=%s", path)
+        return pb.ProvisionReply(path=str(path), created=True)
+
+    @admin_rpc(pb.AdminReply)
+    def Remove(self, req: pb.RemoveRequest, ctx: Any) -> pb.AdminReply:
+        path = self._root(req.root) / self._name(req.name)
+        for name, served in list(self._served.items()):
+            if Path(served) == path:
+                self._unserve(name)
+        if req.delete_data and path.exists():
+            shutil.rmtree(path)
+            log.info("removed path=%s with data", path)
+        return pb.AdminReply()
+
+    @admin_rpc(pb.AdminReply)
+    def Serve(self, req: pb.ServeRequest, ctx: Any) -> pb.AdminReply:
+        name = req.name
+        if not name or "/" in name or len(name) > 128 or not name.isprintable():
+            raise _err(errno.EINVAL, f"bad brick name {name!r}")
+        path = self._under_root(req.path)
+        current = self.bricks.bricks.get(name)
+        if current is not None:
+            if current.path == path:
+                return pb.AdminReply()
+            raise _err(errno.EEXIST, f"brick {name} is served from {current.path}")
+        if not path.is_dir():
+            raise _err(errno.ENOENT, f"{path} does not exist")
+        self.bricks.add(Brick(name, path))
+        self._served[name] = str(path)
+        self._save_state()
+        log.info("serving brick=%s path=%s", name, path)
+        return pb.AdminReply()
+
+    @admin_rpc(pb.AdminReply)
+    def Unserve(self, req: pb.UnserveRequest, ctx: Any) -> pb.AdminReply:
+        self._unserve(req.name)
+        return pb.AdminReply()
+
+    def _unserve(self, name: str) -> None:
+        if name not in self._served:
+            return  # bricks from the command line stay; unknown names are already gone
+        brick = self.bricks.remove(name)
+        if brick is not None:
+            brick.close()
+        del self._served[name]
+        self._save_state()
+        log.info("stopped serving brick=%s", name)

@@ -1,0 +1,97 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class InfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Root(_message.Message):
+    __slots__ = ("path", "total_bytes", "free_bytes", "used_bytes")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    total_bytes: int
+    free_bytes: int
+    used_bytes: int
+    def __init__(self, path: _Optional[str] = ..., total_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ...) -> None: ...
+
+class ServedBrick(_message.Message):
+    __slots__ = ("name", "path")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class InfoReply(_message.Message):
+    __slots__ = ("err", "hostname", "zone", "version", "node_id", "roots", "bricks")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOTS_FIELD_NUMBER: _ClassVar[int]
+    BRICKS_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    hostname: str
+    zone: str
+    version: str
+    node_id: str
+    roots: _containers.RepeatedCompositeFieldContainer[Root]
+    bricks: _containers.RepeatedCompositeFieldContainer[ServedBrick]
+    def __init__(self, err: _Optional[int] = ..., hostname: _Optional[str] = ..., zone: _Optional[str] = ..., version: _Optional[str] = ..., node_id: _Optional[str] = ..., roots: _Optional[_Iterable[_Union[Root, _Mapping]]] = ..., bricks: _Optional[_Iterable[_Union[ServedBrick, _Mapping]]] = ...) -> None: ...
+
+class ProvisionRequest(_message.Message):
+    __slots__ = ("root", "name")
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    root: str
+    name: str
+    def __init__(self, root: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ProvisionReply(_message.Message):
+    __slots__ = ("err", "path", "created")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    path: str
+    created: bool
+    def __init__(self, err: _Optional[int] = ..., path: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class RemoveRequest(_message.Message):
+    __slots__ = ("root", "name", "delete_data")
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DELETE_DATA_FIELD_NUMBER: _ClassVar[int]
+    root: str
+    name: str
+    delete_data: bool
+    def __init__(self, root: _Optional[str] = ..., name: _Optional[str] = ..., delete_data: _Optional[bool] = ...) -> None: ...
+
+class ServeRequest(_message.Message):
+    __slots__ = ("name", "path")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class UnserveRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class AdminReply(_message.Message):
+    __slots__ = ("err",)
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    def __init__(self, err: _Optional[int] = ...) -> None: ...
