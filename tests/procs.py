@@ -133,3 +133,52 @@ def have_fuse() -> bool:
         and os.geteuid() == 0
         and shutil.which("fusermount3") is not None
     )
+
+
+class Gfsd:
+    """A real gfsd on loopback with its state dir; `token` is read from the state dir."""
+
+    def __init__(
+        self, state: Path, log: Path, db: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.state = state
+        self.log = log
+        self.db = db
+        self.env = env or {}
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> Gfsd:
+        args = [str(BIN / "gfsd"), "--listen", self.address, "--state-dir", str(self.state)]
+        if self.db:
+            args += ["--db", self.db]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            )
+        wait_for(self._ready, timeout, f"gfsd on {self.address} (log {self.log})")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gfsd exited with {self.proc.returncode}: {self.log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    @property
+    def token(self) -> str:
+        return (self.state / "admin.token").read_text().strip()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)

@@ -1,14 +1,112 @@
-"""gfsd entry point. The management plane (REST, SQL state, transactions) is not built yet."""
+"""`gfsd`: the management daemon (REST API, cluster state in SQL, transactions).
+
+    gfsd --listen 127.0.0.1:24100 --state-dir /var/lib/gfs [--db postgresql+psycopg://…]
+
+At first start it creates the admin bearer token and writes it to
+`<state-dir>/admin.token` (mode 0600); only its hash is kept in the database.
+Migrations are applied and unfinished transactions recovered before it serves.
+"""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import logging
+import os
+import secrets
 import sys
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy import select
+
+from gfs.rpc.channel import parse_address
+from gfs.tunables import reexec_with_malloc_tunables
+from gfs_mgmt.api import routes
+from gfs_mgmt.api.app import create_app
+from gfs_mgmt.store.db import Database, DatabaseError
+from gfs_mgmt.store.models import Token
+from gfs_mgmt.volume.service import Manager
+
+log = logging.getLogger("gfs.gfsd")
+LEVELS = ("debug", "info", "warning", "error")
 
 
-def main() -> None:
-    print(
-        "gfsd: error: the management daemon is not implemented in this release; "
-        "serve bricks with gfs-brickd and mount them with mount.fuse.gfs HOST:PORT/BRICK",
-        file=sys.stderr,
-    )
-    sys.exit(1)
+class UsageError(Exception):
+    pass
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def ensure_token(db: Database, state_dir: Path) -> str:
+    """The admin token: read from the state dir, or created (file and hash) at first start."""
+    path = state_dir / "admin.token"
+    with db.session() as s:
+        row = s.scalar(select(Token).where(Token.name == "admin"))
+        if path.exists():
+            token = path.read_text().strip()
+            if row is None:
+                s.add(Token(name="admin", hash=token_hash(token)))
+            elif row.hash != token_hash(token):
+                raise UsageError(f"{path} does not hold this cluster's admin token")
+            return token
+        if row is not None:
+            raise UsageError(f"the database has an admin token but {path} is missing")
+        token = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        s.add(Token(name="admin", hash=token_hash(token)))
+        log.info("created admin token file=%s", path)
+        return token
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="gfsd", description="gfs management daemon")
+    ap.add_argument("--listen", default="127.0.0.1:24100", help="HOST:PORT of the REST API")
+    ap.add_argument("--state-dir", type=Path, default=Path("/var/lib/gfs"))
+    ap.add_argument("--db", help="database URL (default: sqlite in the state dir)")
+    ap.add_argument("--log-file")
+    ap.add_argument("--log-level", choices=LEVELS, default="info")
+    ns = ap.parse_args(argv)
+    try:
+        parse_address(ns.listen)
+    except ValueError as e:
+        raise UsageError(f"--listen: {e}") from e
+    return ns
+
+
+def main(argv: list[str] | None = None) -> None:
+    reexec_with_malloc_tunables()
+    try:
+        ns = parse_args(sys.argv[1:] if argv is None else argv)
+        handler: logging.Handler = (
+            logging.FileHandler(ns.log_file) if ns.log_file else logging.StreamHandler()
+        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(ns.log_level.upper())
+        try:
+            ns.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as e:
+            raise UsageError(f"state dir {ns.state_dir}: {e.strerror}") from e
+        url = ns.db or f"sqlite:///{ns.state_dir.resolve() / 'gfsd.db'}"
+        db = Database(url)
+        token = ensure_token(db, ns.state_dir)
+        mgr = Manager(db)
+        recovered = mgr.engine.recover()
+        if recovered:
+            log.info("recovered transactions count=%d", recovered)
+        app = create_app(token, [routes.build(mgr)])
+        host, port = parse_address(ns.listen)
+        log.info("serving listen=%s db=%s pid=%d", ns.listen, db.dialect, os.getpid())
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    except (UsageError, DatabaseError) as e:
+        print(f"gfsd: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

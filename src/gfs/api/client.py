@@ -1,0 +1,125 @@
+"""A typed client of gfsd's REST API (httpx). Every failure becomes ApiError with
+a one-line message: HTTP errors carry gfsd's {code, message}; transport
+failures get code "unreachable"."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from gfs.api import models as m
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 60.0
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class Client:
+    def __init__(self, server: str, token: str | None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        base = server if "://" in server else f"http://{server}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base = base.rstrip("/")
+        self.http = httpx.Client(base_url=self.base, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: BaseModel | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        try:
+            r = self.http.request(
+                method,
+                path,
+                params=params,
+                json=body.model_dump(mode="json", exclude_none=True) if body else None,
+            )
+        except httpx.HTTPError as e:
+            raise ApiError("unreachable", f"cannot reach gfsd at {self.base}: {e}") from e
+        if r.status_code >= 400:
+            try:
+                err = m.ErrorBody.model_validate(r.json())
+            except (ValueError, ValidationError):
+                raise ApiError(
+                    "http_error", f"gfsd answered HTTP {r.status_code}", r.status_code
+                ) from None
+            raise ApiError(err.code, err.message, r.status_code)
+        return r.json() if r.content else None
+
+    def _get(
+        self,
+        kind: type[T],
+        method: str,
+        path: str,
+        body: BaseModel | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> T:
+        data = self._request(method, path, body, params)
+        try:
+            return TypeAdapter(kind).validate_python(data)
+        except ValidationError as e:
+            raise ApiError("bad_reply", f"unexpected reply from gfsd: {e}") from e
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def health(self) -> m.Health:
+        return self._get(m.Health, "GET", "/v1/health")
+
+    def peer_add(self, address: str) -> m.Peer:
+        return self._get(m.Peer, "POST", "/v1/peers", m.PeerAdd(address=address))
+
+    def peers(self) -> list[m.Peer]:
+        return self._get(list[m.Peer], "GET", "/v1/peers")
+
+    def peer(self, peer: str) -> m.Peer:
+        return self._get(m.Peer, "GET", f"/v1/peers/{peer}")
+
+    def peer_remove(self, peer: str) -> None:
+        self._request("DELETE", f"/v1/peers/{peer}")
+
+    def volume_create(self, spec: m.VolumeCreate) -> m.Volume:
+        return self._get(m.Volume, "POST", "/v1/volumes", spec)
+
+    def volumes(self) -> list[m.Volume]:
+        return self._get(list[m.Volume], "GET", "/v1/volumes")
+
+    def volume(self, name: str) -> m.Volume:
+        return self._get(m.Volume, "GET", f"/v1/volumes/{name}")
+
+    def volume_start(self, name: str) -> m.Volume:
+        return self._get(m.Volume, "POST", f"/v1/volumes/{name}/start")
+
+    def volume_stop(self, name: str) -> m.Volume:
+        return self._get(m.Volume, "POST", f"/v1/volumes/{name}/stop")
+
+    def volume_delete(self, name: str, delete_data: bool) -> None:
+        self._request(
+            "DELETE",
+            f"/v1/volumes/{name}",
+            params={"delete_data": "true" if delete_data else "false"},
+        )
+
+    def volume_status(self, name: str) -> m.VolumeStatus:
+        return self._get(m.VolumeStatus, "GET", f"/v1/volumes/{name}/status")
+
+    def transaction(self, txn_id: str) -> m.Transaction:
+        return self._get(m.Transaction, "GET", f"/v1/transactions/{txn_id}")

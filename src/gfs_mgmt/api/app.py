@@ -1,0 +1,94 @@
+"""The FastAPI application: auth, JSON errors, and the routers.
+
+Every reply that is not 2xx is `{code, message, details}` (gfs.api.models.ErrorBody)
+with a 4xx status for anything a caller can cause; a 500 is a bug.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gfs import __version__
+from gfs.api import models as m
+from gfs.errors import GfsError
+
+log = logging.getLogger(__name__)
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def error(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    body = m.ErrorBody(code=code, message=message, details=details or {})
+    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    errs = exc.errors()
+    if not errs:
+        return "invalid request"
+    first = errs[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+
+
+def create_app(token: str, routers: list[Any]) -> FastAPI:
+    """The app; `token` is the admin bearer token required on every endpoint but health."""
+
+    def require_token(
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
+            raise GfsError("unauthorized", "unauthorized", "missing or wrong bearer token")
+
+    app = FastAPI(
+        title="gfsd",
+        version=__version__,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @app.exception_handler(GfsError)
+    async def on_gfs_error(_: Request, exc: GfsError) -> JSONResponse:
+        resp = error(exc.http_status, exc.code, exc.message, exc.details)
+        if exc.http_status == 401:
+            resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = {
+            "errors": [
+                {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+                for e in exc.errors()
+            ]
+        }
+        return error(400, "invalid_request", _validation_message(exc), details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_bug(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error(500, "internal", f"internal error: {type(exc).__name__}")
+
+    @app.get("/v1/health", response_model=m.Health, tags=["health"])
+    def health() -> m.Health:
+        return m.Health(status="ok", version=__version__)
+
+    for router in routers:
+        app.include_router(router, prefix="/v1", dependencies=[Depends(require_token)])
+    return app

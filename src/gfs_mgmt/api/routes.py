@@ -1,0 +1,84 @@
+"""REST handlers: decode, call the Manager, encode. No logic of their own."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from gfs.api import models as m
+from gfs_mgmt.txn.engine import get_transaction
+from gfs_mgmt.volume.service import Manager
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": m.ErrorBody} for code in (400, 401, 404, 409, 422, 503)
+}
+
+
+def build(mgr: Manager) -> APIRouter:
+    r = APIRouter(responses=ERRORS)
+
+    @r.post("/peers", response_model=m.Peer, status_code=201, tags=["peers"])
+    def peer_add(body: m.PeerAdd) -> m.Peer:
+        return mgr.peer_add(body.address)
+
+    @r.get("/peers", response_model=list[m.Peer], tags=["peers"])
+    def peer_list() -> list[m.Peer]:
+        return mgr.peers()
+
+    @r.get("/peers/{peer}", response_model=m.Peer, tags=["peers"])
+    def peer_get(peer: str) -> m.Peer:
+        return mgr.peer(peer)
+
+    @r.delete("/peers/{peer}", status_code=204, tags=["peers"])
+    def peer_remove(peer: str) -> Response:
+        mgr.peer_remove(peer)
+        return Response(status_code=204)
+
+    @r.post("/volumes", response_model=m.Volume, status_code=201, tags=["volumes"])
+    def volume_create(body: m.VolumeCreate) -> m.Volume:
+        return mgr.volume_create(body)
+
+    @r.get("/volumes", response_model=list[m.Volume], tags=["volumes"])
+    def volume_list() -> list[m.Volume]:
+        return mgr.volumes()
+
+    @r.get("/volumes/{name}", response_model=m.Volume, tags=["volumes"])
+    def volume_get(name: str) -> m.Volume:
+        return mgr.volume(name)
+
+    @r.post("/volumes/{name}/start", response_model=m.Volume, tags=["volumes"])
+    def volume_start(name: str) -> m.Volume:
+        return mgr.volume_start(name)
+
+    @r.post("/volumes/{name}/stop", response_model=m.Volume, tags=["volumes"])
+    def volume_stop(name: str) -> m.Volume:
+        return mgr.volume_stop(name)
+
+    @r.delete("/volumes/{name}", status_code=204, tags=["volumes"])
+    def volume_delete(
+        name: str, delete_data: Annotated[bool, Query(description="also delete brick data")] = False
+    ) -> Response:
+        mgr.volume_delete(name, delete_data)
+        return Response(status_code=204)
+
+    @r.get("/volumes/{name}/status", response_model=m.VolumeStatus, tags=["volumes"])
+    def volume_status(name: str) -> m.VolumeStatus:
+        return mgr.volume_status(name)
+
+    @r.get("/transactions/{txn_id}", response_model=m.Transaction, tags=["transactions"])
+    def transaction(txn_id: str) -> m.Transaction:
+        t = get_transaction(mgr.db, txn_id)
+        return m.Transaction(
+            id=t.id,
+            kind=t.kind,
+            volume=t.volume,
+            state=t.state,
+            steps=[s["kind"] for s in t.steps],
+            done=t.done,
+            error=t.error,
+            created=t.created,
+            updated=t.updated,
+        )
+
+    return r

@@ -1,0 +1,1 @@
+"""Talking to the peers' brick daemons."""

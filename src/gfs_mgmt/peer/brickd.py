@@ -1,0 +1,69 @@
+"""gfsd's side of the brick daemons' Admin service: one blocking call per method,
+each with a deadline; failures become PeerError with a one-line reason."""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+import grpc
+
+from gfs.proto import admin_pb2 as apb
+from gfs.proto import admin_pb2_grpc
+from gfs.rpc.channel import insecure_channel
+from gfs.rpc.errors import status_errno
+
+TIMEOUT = 10.0
+
+
+class PeerError(Exception):
+    def __init__(self, address: str, code: int, what: str) -> None:
+        super().__init__(f"peer {address}: {what}: {os.strerror(code)}")
+        self.errno = code
+
+
+class BrickdAdmin:
+    def __init__(self, address: str, timeout: float = TIMEOUT) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.channel = insecure_channel(address)
+        self.stub: Any = admin_pb2_grpc.AdminStub(self.channel)  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> BrickdAdmin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, name: str, req: Any) -> Any:
+        try:
+            reply = getattr(self.stub, name)(req, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise PeerError(self.address, status_errno(e), name) from e
+        if reply.err:
+            raise PeerError(self.address, reply.err, name)
+        return reply
+
+    def info(self) -> apb.InfoReply:
+        r: apb.InfoReply = self._call("Info", apb.InfoRequest())
+        return r
+
+    def provision(self, root: str, name: str) -> str:
+        return str(self._call("Provision", apb.ProvisionRequest(root=root, name=name)).path)
+
+    def remove(self, root: str, name: str, delete_data: bool) -> None:
+        self._call("Remove", apb.RemoveRequest(root=root, name=name, delete_data=delete_data))
+
+    def serve(self, name: str, path: str) -> None:
+        self._call("Serve", apb.ServeRequest(name=name, path=path))
+
+    def unserve(self, name: str) -> None:
+        self._call("Unserve", apb.UnserveRequest(name=name))
+
+
+def is_unreachable(e: PeerError) -> bool:
+    return e.errno in (errno.ENOTCONN, errno.ETIMEDOUT)

@@ -1,0 +1,1 @@
+"""Cluster state in SQL (SQLite embedded, PostgreSQL for real clusters)."""

@@ -1,0 +1,1 @@
+"""Transactions: recorded do/undo steps (docs/txn.md)."""

@@ -1,0 +1,1 @@
+"""Volume layout and lifecycle."""

@@ -1,0 +1,458 @@
+"""Peers and volumes: what the REST handlers call. Anything that touches more than
+the database runs as a transaction of do/undo steps (gfs_mgmt.txn)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from gfs.api import models as m
+from gfs.errors import GfsError
+from gfs.rpc.channel import parse_address
+from gfs_mgmt.peer.brickd import BrickdAdmin, PeerError, is_unreachable
+from gfs_mgmt.store.db import Database
+from gfs_mgmt.store.models import (
+    Brick,
+    BrickRoot,
+    Event,
+    Peer,
+    ReplicaSet,
+    Volume,
+    VolumeOption,
+    new_id,
+    now,
+)
+from gfs_mgmt.txn.engine import Engine, Registry, Step
+from gfs_mgmt.volume.placement import Candidate, PlacementError, place
+
+log = logging.getLogger(__name__)
+
+
+def _peer_error(e: PeerError) -> GfsError:
+    kind = "unavailable" if is_unreachable(e) else "invalid"
+    return GfsError(kind, "peer_error", str(e))
+
+
+class Manager:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.registry = Registry()
+        self.registry.register("provision", self._provision, self._unprovision)
+        self.registry.register("serve", self._serve, self._unserve)
+        self.registry.register("unserve", self._unserve, self._serve)
+        self.registry.register("remove", self._remove, self._noop)
+        self.registry.register("db_volume", self._db_volume, self._db_volume_undo)
+        self.registry.register("db_state", self._db_state, self._db_state_undo)
+        self.registry.register("db_delete", self._db_delete, self._noop)
+        self.engine = Engine(db, self.registry, self)
+
+    # -- peers -------------------------------------------------------------------------------
+
+    def peer_add(self, address: str) -> m.Peer:
+        try:
+            parse_address(address)
+        except ValueError as e:
+            raise GfsError("invalid", "bad_address", str(e)) from e
+        try:
+            with BrickdAdmin(address) as admin:
+                info = admin.info()
+        except PeerError as e:
+            raise _peer_error(e) from e
+        with self.db.session() as s:
+            if s.scalar(select(Peer).where(Peer.node_id == info.node_id)) is not None:
+                raise GfsError("already_exists", "peer_exists", f"peer {address} is already added")
+            taken = s.scalar(select(func.count()).where(Peer.name == info.hostname))
+            name = info.hostname if not taken else address
+            peer = Peer(
+                node_id=info.node_id,
+                name=name,
+                address=address,
+                zone=info.zone,
+                online=True,
+                last_seen=now(),
+            )
+            peer.roots = [
+                BrickRoot(
+                    path=r.path,
+                    total_bytes=r.total_bytes,
+                    free_bytes=r.free_bytes,
+                    used_bytes=r.used_bytes,
+                )
+                for r in info.roots
+            ]
+            s.add(peer)
+            try:
+                s.flush()
+            except IntegrityError as e:
+                raise GfsError("already_exists", "peer_exists", f"peer {address} exists") from e
+            self._event(s, "peer_added", None, f"peer {name} ({address}) added")
+            return _peer_wire(peer)
+
+    def peers(self) -> list[m.Peer]:
+        with self.db.session() as s:
+            rows = s.scalars(select(Peer).options(selectinload(Peer.roots)).order_by(Peer.name))
+            return [_peer_wire(p) for p in rows]
+
+    def _find_peer(self, s: Session, ref: str) -> Peer:
+        peer = s.scalar(
+            select(Peer)
+            .options(selectinload(Peer.roots))
+            .where((Peer.id == ref) | (Peer.name == ref) | (Peer.address == ref))
+        )
+        if peer is None:
+            raise GfsError("not_found", "peer_not_found", f"no peer {ref!r}")
+        return peer
+
+    def peer(self, ref: str) -> m.Peer:
+        with self.db.session() as s:
+            return _peer_wire(self._find_peer(s, ref))
+
+    def peer_remove(self, ref: str) -> None:
+        with self.db.session() as s:
+            peer = self._find_peer(s, ref)
+            held = s.scalar(select(func.count()).where(Brick.peer_id == peer.id))
+            if held:
+                raise GfsError(
+                    "busy",
+                    "peer_has_bricks",
+                    f"peer {peer.name} holds {held} brick(s); delete those volumes first",
+                )
+            s.delete(peer)
+            self._event(s, "peer_removed", None, f"peer {peer.name} removed")
+
+    # -- volumes -----------------------------------------------------------------------------
+
+    def volume_create(self, spec: m.VolumeCreate) -> m.Volume:
+        with self.db.session() as s:
+            if s.scalar(select(Volume).where(Volume.name == spec.name)) is not None:
+                raise GfsError("already_exists", "volume_exists", f"volume {spec.name} exists")
+            layout = self._layout(s, spec)
+        steps = [Step("provision", b) for b in layout]
+        steps.append(Step("db_volume", {"spec": spec.model_dump(mode="json"), "bricks": layout}))
+        try:
+            self.engine.run("volume_create", spec.name, steps)
+        except PeerError as e:
+            raise _peer_error(e) from e
+        except IntegrityError as e:
+            raise GfsError("already_exists", "volume_exists", f"volume {spec.name} exists") from e
+        return self.volume(spec.name)
+
+    def _layout(self, s: Session, spec: m.VolumeCreate) -> list[dict[str, Any]]:
+        peers = s.scalars(select(Peer).options(selectinload(Peer.roots))).all()
+        if spec.bricks is not None:
+            if spec.size is not None:
+                raise GfsError("invalid", "bricks_and_size", "give either bricks or size")
+            if not spec.bricks or len(spec.bricks) % spec.replica:
+                raise GfsError(
+                    "invalid",
+                    "brick_count",
+                    f"{len(spec.bricks)} bricks is not a multiple of replica {spec.replica}",
+                )
+            chosen = [self._explicit(peers, text) for text in spec.bricks]
+        else:
+            if spec.size is None:
+                raise GfsError("invalid", "size_missing", "give a size (smart create) or bricks")
+            size = m.parse_size(spec.size)
+            reserved: dict[tuple[str, str], int] = {}
+            for peer_id, root, vsize in s.execute(
+                select(Brick.peer_id, Brick.root, Volume.size_bytes).join(
+                    Volume, Volume.id == Brick.volume_id
+                )
+            ):
+                reserved[(peer_id, root)] = reserved.get((peer_id, root), 0) + (vsize or 0)
+            cands = [
+                Candidate(
+                    p.id, p.name, p.zone, r.path, r.free_bytes - reserved.get((p.id, r.path), 0)
+                )
+                for p in peers
+                for r in p.roots
+            ]
+            try:
+                picks = place(cands, spec.replica, size, spec.zones)
+            except PlacementError as e:
+                raise GfsError("no_space", "placement_failed", str(e)) from e
+            by_id = {p.id: p for p in peers}
+            chosen = [(by_id[pk.peer_id], pk.root, "") for pk in picks]
+        out = []
+        for i, (peer, root, given) in enumerate(chosen):
+            rs, pos = divmod(i, spec.replica)
+            name = f"{spec.name}-r{rs}-b{pos}"
+            folder = given or name
+            out.append(
+                {
+                    "peer_id": peer.id,
+                    "address": peer.address,
+                    "root": root,
+                    "name": name,
+                    "folder": folder,
+                    "path": f"{root.rstrip('/')}/{folder}",
+                    "set": rs,
+                    "pos": pos,
+                }
+            )
+        if len({(b["peer_id"]) for b in out[: spec.replica]}) < min(spec.replica, len(out)):
+            raise GfsError(
+                "invalid",
+                "replicas_share_peer",
+                "bricks of one replica set must be on distinct peers",
+            )
+        return out
+
+    def _explicit(self, peers: Any, text: str) -> tuple[Peer, str, str]:
+        host, sep, path = text.partition(":/")
+        if not sep or not host:
+            raise GfsError("invalid", "bad_brick", f"brick {text!r}: expected HOST:/PATH")
+        path = "/" + path
+        for p in peers:
+            if host in (p.name, p.address, p.address.rpartition(":")[0]):
+                root, _, folder = path.rstrip("/").rpartition("/")
+                root = root or "/"
+                if root not in {r.path for r in p.roots}:
+                    raise GfsError(
+                        "invalid",
+                        "brick_outside_roots",
+                        f"brick {text!r}: {root} is not a brick root of {p.name}",
+                    )
+                return p, root, folder
+        raise GfsError("not_found", "peer_not_found", f"brick {text!r}: no peer {host!r}")
+
+    def _volume_row(self, s: Session, name: str) -> Volume:
+        v = s.scalar(
+            select(Volume)
+            .options(
+                selectinload(Volume.replica_sets)
+                .selectinload(ReplicaSet.bricks)
+                .selectinload(Brick.peer),
+                selectinload(Volume.options),
+            )
+            .where(Volume.name == name)
+        )
+        if v is None:
+            raise GfsError("not_found", "volume_not_found", f"no volume {name!r}")
+        return v
+
+    def volume(self, name: str) -> m.Volume:
+        with self.db.session() as s:
+            return _volume_wire(self._volume_row(s, name))
+
+    def volumes(self) -> list[m.Volume]:
+        with self.db.session() as s:
+            names = s.scalars(select(Volume.name).order_by(Volume.name)).all()
+            return [_volume_wire(self._volume_row(s, n)) for n in names]
+
+    def _bricks(self, name: str) -> tuple[str, list[dict[str, Any]]]:
+        with self.db.session() as s:
+            v = self._volume_row(s, name)
+            bricks = [
+                {
+                    "address": b.peer.address,
+                    "name": b.name,
+                    "path": b.path,
+                    "root": b.root,
+                    "folder": b.path.rpartition("/")[2],
+                }
+                for rs in v.replica_sets
+                for b in rs.bricks
+            ]
+            return v.state, bricks
+
+    def volume_start(self, name: str) -> m.Volume:
+        state, bricks = self._bricks(name)
+        if state == "started":
+            raise GfsError("busy", "volume_started", f"volume {name} is already started")
+        steps = [Step("serve", b) for b in bricks]
+        steps.append(Step("db_state", {"volume": name, "state": "started", "was": state}))
+        self._run("volume_start", name, steps)
+        return self.volume(name)
+
+    def volume_stop(self, name: str) -> m.Volume:
+        state, bricks = self._bricks(name)
+        if state != "started":
+            raise GfsError("busy", "volume_not_started", f"volume {name} is not started")
+        steps = [Step("unserve", b) for b in bricks]
+        steps.append(Step("db_state", {"volume": name, "state": "stopped", "was": state}))
+        self._run("volume_stop", name, steps)
+        return self.volume(name)
+
+    def volume_delete(self, name: str, delete_data: bool) -> None:
+        state, bricks = self._bricks(name)
+        if state == "started":
+            raise GfsError("busy", "volume_started", f"stop volume {name} before deleting it")
+        steps = [Step("remove", {**b, "delete_data": delete_data}) for b in bricks]
+        steps.append(Step("db_delete", {"volume": name}))
+        self._run("volume_delete", name, steps)
+
+    def volume_status(self, name: str) -> m.VolumeStatus:
+        state, bricks = self._bricks(name)
+        out = []
+        for b in bricks:
+            st = m.BrickStatus(
+                name=b["name"],
+                peer_name=b["address"],
+                address=b["address"],
+                path=b["path"],
+                online=False,
+            )
+            try:
+                with BrickdAdmin(b["address"], timeout=3) as admin:
+                    info = admin.info()
+                st.peer_name = info.hostname
+                st.online = b["name"] in {x.name for x in info.bricks}
+                for r in info.roots:
+                    if r.path == b["root"]:
+                        st.total_bytes, st.free_bytes = r.total_bytes, r.free_bytes
+                        st.used_bytes = r.used_bytes
+            except PeerError:
+                pass
+            out.append(st)
+        return m.VolumeStatus(name=name, state=state, bricks=out)
+
+    def _run(self, kind: str, volume: str, steps: list[Step]) -> str:
+        try:
+            return self.engine.run(kind, volume, steps)
+        except PeerError as e:
+            raise _peer_error(e) from e
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _provision(self, _: Any, p: dict[str, Any]) -> None:
+        with BrickdAdmin(p["address"]) as a:
+            a.provision(p["root"], p["folder"])
+
+    def _unprovision(self, _: Any, p: dict[str, Any]) -> None:
+        with BrickdAdmin(p["address"]) as a:
+            a.remove(p["root"], p["folder"], delete_data=True)
+
+    def _serve(self, _: Any, p: dict[str, Any]) -> None:
+        with BrickdAdmin(p["address"]) as a:
+            a.serve(p["name"], p["path"])
+
+    def _unserve(self, _: Any, p: dict[str, Any]) -> None:
+        with BrickdAdmin(p["address"]) as a:
+            a.unserve(p["name"])
+
+    def _remove(self, _: Any, p: dict[str, Any]) -> None:
+        with BrickdAdmin(p["address"]) as a:
+            a.remove(p["root"], p["folder"], delete_data=p["delete_data"])
+
+    def _noop(self, _: Any, p: dict[str, Any]) -> None:
+        pass
+
+    def _db_volume(self, _: Any, p: dict[str, Any]) -> None:
+        spec = m.VolumeCreate.model_validate(p["spec"])
+        size = m.parse_size(spec.size) if spec.size is not None else None
+        with self.db.session() as s:
+            v = Volume(
+                id=new_id(),
+                name=spec.name,
+                replica_count=spec.replica,
+                size_bytes=size,
+                template=spec.template,
+            )
+            v.options = [VolumeOption(key=k, value=val) for k, val in spec.options.items()]
+            sets: dict[int, ReplicaSet] = {}
+            for b in p["bricks"]:
+                rs = sets.get(b["set"])
+                if rs is None:
+                    rs = sets[b["set"]] = ReplicaSet(
+                        index=b["set"], min_in_sync=spec.replica // 2 + 1
+                    )
+                    v.replica_sets.append(rs)
+                rs.bricks.append(
+                    Brick(
+                        volume_id=v.id,
+                        position=b["pos"],
+                        peer_id=b["peer_id"],
+                        root=b["root"],
+                        path=b["path"],
+                        name=b["name"],
+                    )
+                )
+            s.add(v)
+            s.flush()
+            for rs in v.replica_sets:
+                rs.primary_brick_id = rs.bricks[0].id
+            self._event(s, "volume_created", spec.name, f"volume {spec.name} created")
+
+    def _db_volume_undo(self, _: Any, p: dict[str, Any]) -> None:
+        self._db_delete(None, {"volume": p["spec"]["name"]})
+
+    def _db_state(self, _: Any, p: dict[str, Any]) -> None:
+        with self.db.session() as s:
+            v = self._volume_row(s, p["volume"])
+            v.state = p["state"]
+            v.version += 1
+            self._event(s, f"volume_{p['state']}", v.name, f"volume {v.name} {p['state']}")
+
+    def _db_state_undo(self, _: Any, p: dict[str, Any]) -> None:
+        with self.db.session() as s:
+            v = s.scalar(select(Volume).where(Volume.name == p["volume"]))
+            if v is not None:
+                v.state = p["was"]
+
+    def _db_delete(self, _: Any, p: dict[str, Any]) -> None:
+        with self.db.session() as s:
+            v = s.scalar(select(Volume).where(Volume.name == p["volume"]))
+            if v is not None:
+                s.delete(v)
+                self._event(s, "volume_deleted", p["volume"], f"volume {p['volume']} deleted")
+
+    def _event(self, s: Session, kind: str, volume: str | None, message: str) -> None:
+        s.add(Event(kind=kind, volume=volume, message=message))
+
+
+def _peer_wire(p: Peer) -> m.Peer:
+    return m.Peer(
+        id=p.id,
+        name=p.name,
+        address=p.address,
+        zone=p.zone,
+        online=p.online,
+        last_seen=p.last_seen,
+        roots=[
+            m.RootInfo(
+                path=r.path,
+                total_bytes=r.total_bytes,
+                free_bytes=r.free_bytes,
+                used_bytes=r.used_bytes,
+            )
+            for r in p.roots
+        ],
+    )
+
+
+def _volume_wire(v: Volume) -> m.Volume:
+    return m.Volume(
+        id=v.id,
+        name=v.name,
+        state=v.state,  # type: ignore[arg-type]
+        replica=v.replica_count,
+        size_bytes=v.size_bytes,
+        template=v.template,
+        options={o.key: o.value for o in v.options},
+        created=v.created,
+        replica_sets=[
+            m.ReplicaSet(
+                index=rs.index,
+                epoch=rs.epoch,
+                primary=rs.primary_brick_id,
+                bricks=[
+                    m.BrickInfo(
+                        id=b.id,
+                        name=b.name,
+                        peer_id=b.peer_id,
+                        peer_name=b.peer.name,
+                        address=b.peer.address,
+                        path=b.path,
+                        in_sync=b.in_sync,
+                    )
+                    for b in rs.bricks
+                ],
+            )
+            for rs in v.replica_sets
+        ],
+    )
