@@ -7,54 +7,22 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gfs.api import models as m
-from gfs.api.client import ApiError, Client
+from gfs.api.client import ApiError
 from gfs_mgmt.txn.engine import CRASH_AFTER_ENV
-from tests.procs import BrickDaemon, Gfsd, free_port
-
-
-@dataclass
-class Cluster:
-    gfsd: Gfsd
-    nodes: list[BrickDaemon]
-    roots: list[Path]
-
-    def client(self, token: str | None = None) -> Client:
-        return Client(self.gfsd.address, self.gfsd.token if token is None else token)
+from tests.cluster import Cluster, local_cluster
+from tests.procs import Gfsd, free_port
 
 
 @pytest.fixture
 def cluster(db_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    nodes: list[BrickDaemon] = []
-    roots: list[Path] = []
-    g = Gfsd(tmp_path / "gfsd", tmp_path / "gfsd.log", db_url)
-    try:
-        for i in range(3):
-            root = tmp_path / f"n{i}" / "root"
-            root.mkdir(parents=True)
-            roots.append(root)
-            d = BrickDaemon(
-                {f"boot{i}": tmp_path / f"n{i}" / "boot"},
-                tmp_path / f"n{i}.log",
-                ["--root", str(root), "--zone", f"z{i}"],
-            )
-            nodes.append(d.start())
-        g.start()
-        c = Cluster(g, nodes, roots)
-        with c.client() as api:
-            for d in nodes:
-                api.peer_add(d.address)
+    with local_cluster(tmp_path, db_url) as c:
         yield c
-    finally:
-        g.stop()
-        for d in nodes:
-            d.stop()
 
 
 def api_error(fn: object, *args: object) -> ApiError:

@@ -24,9 +24,12 @@ from pathlib import Path
 import pyfuse3
 import trio
 
+from gfs.api.client import ApiError
+from gfs.api.client import Client as ApiClient
 from gfs.client.ops import Operations
-from gfs.client.options import MountOptions, UsageError, parse_argv
+from gfs.client.options import DEFAULT_TOKEN_FILE, MountOptions, UsageError, parse_argv
 from gfs.client.remote import Remote, RemoteError, describe
+from gfs.client.replicated import ReplicatedRemote
 from gfs.tunables import reexec_with_malloc_tunables
 
 log = logging.getLogger("gfs.mount")
@@ -95,15 +98,18 @@ def setup_logging(opts: MountOptions) -> None:
 
 
 async def _ping(remote: Remote) -> None:
-    try:
-        with trio.fail_after(PING_TIMEOUT + 1):
-            await remote.ping(PING_TIMEOUT)
-    except RemoteError as e:
-        if e.errno == errno.ENODEV:
-            raise MountError(f"no brick named {remote.brick!r} at {remote.address}") from e
-        raise MountError(f"cannot reach gfs-brickd at {remote.address}: {describe(e.errno)}") from e
-    except trio.TooSlowError as e:
-        raise MountError(f"cannot reach gfs-brickd at {remote.address}: timed out") from e
+    """Every brick must answer before we mount: a one-line error names the one that did not."""
+    members = remote.members if isinstance(remote, ReplicatedRemote) else [remote]
+    for m in members:
+        try:
+            with trio.fail_after(PING_TIMEOUT + 1):
+                await m.ping(PING_TIMEOUT)
+        except RemoteError as e:
+            if e.errno == errno.ENODEV:
+                raise MountError(f"no brick named {m.brick!r} at {m.address}") from e
+            raise MountError(f"cannot reach gfs-brickd at {m.address}: {describe(e.errno)}") from e
+        except trio.TooSlowError as e:
+            raise MountError(f"cannot reach gfs-brickd at {m.address}: timed out") from e
 
 
 async def _watch_unmount(mountpoint: str, done: trio.CancelScope) -> None:
@@ -130,10 +136,47 @@ async def _after_init(ops: Operations, opts: MountOptions) -> None:
     set_read_ahead(opts.mountpoint, opts.read_ahead_kib)
 
 
+def read_token(opts: MountOptions) -> str:
+    if opts.token_file is None and os.environ.get("GFS_TOKEN"):
+        return os.environ["GFS_TOKEN"]
+    path = opts.token_file or DEFAULT_TOKEN_FILE
+    try:
+        return Path(path).read_text().strip()
+    except OSError as e:
+        raise MountError(
+            f"cannot read the gfsd token from {path}: {e.strerror}; "
+            "give -o token-file=PATH or set GFS_TOKEN"
+        ) from e
+
+
+def volume_remote(opts: MountOptions) -> Remote:
+    """The bricks of a started volume, from gfsd's layout."""
+    try:
+        with ApiClient(opts.address, read_token(opts), timeout=PING_TIMEOUT * 2) as api:
+            vol = api.volume(opts.volume)
+    except ApiError as e:
+        raise MountError(f"volume {opts.volume} at {opts.address}: {e.message}") from e
+    if vol.state != "started":
+        raise MountError(
+            f"volume {opts.volume} is {vol.state}, not started (gfs volume start {opts.volume})"
+        )
+    if len(vol.replica_sets) != 1:
+        raise MountError(f"volume {opts.volume}: more than one replica set is not supported yet")
+    members = [Remote(b.address, b.name, opts.rpc_timeout) for b in vol.replica_sets[0].bricks]
+    log.info(
+        "layout volume=%s bricks=%s",
+        vol.name,
+        ",".join(f"{b.address}/{b.name}" for b in vol.replica_sets[0].bricks),
+    )
+    return ReplicatedRemote(members)
+
+
 def run_foreground(opts: MountOptions) -> None:
     opts.mountpoint = os.path.realpath(opts.mountpoint)
     check_mountpoint(opts.mountpoint)
-    remote = Remote(opts.address, opts.brick, opts.rpc_timeout)
+    remote = (
+        volume_remote(opts) if opts.volume else Remote(opts.address, opts.brick, opts.rpc_timeout)
+    )
     try:
         trio.run(_ping, remote)
         ops = Operations(

@@ -57,11 +57,17 @@ class UsageError(Exception):
     """Bad command line: one line to the user, exit code 2."""
 
 
+DEFAULT_GFSD_PORT = 24100
+DEFAULT_TOKEN_FILE = "/var/lib/gfs/admin.token"
+
+
 @dataclass
 class MountOptions:
-    address: str
-    brick: str
+    address: str  # gfs-brickd HOST:PORT (brick mode) or gfsd HOST:PORT (volume mode)
+    brick: str  # brick name, or "" in volume mode
     mountpoint: str
+    volume: str = ""
+    token_file: str | None = None
     foreground: bool = False
     attr_timeout: float = 1.0
     entry_timeout: float = 1.0
@@ -74,7 +80,28 @@ class MountOptions:
 
     @property
     def source(self) -> str:
+        if self.volume:
+            return f"{self.address}:/{self.volume}"
         return f"{self.address}/{self.brick}"
+
+
+VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def parse_volume_source(text: str) -> tuple[str, str]:
+    """`HOST[:PORT]:/VOLUME` -> (HOST:PORT of gfsd, VOLUME)."""
+    server, _, volume = text.partition(":/")
+    if not server:
+        raise UsageError(f"source {text!r}: missing the gfsd host before ':/'")
+    if not VOLUME_NAME.match(volume):
+        raise UsageError(f"source {text!r}: bad volume name {volume!r}")
+    if server.count(":") == 0 or server.endswith("]"):
+        server = f"{server}:{DEFAULT_GFSD_PORT}"
+    try:
+        parse_address(server)
+    except ValueError as e:
+        raise UsageError(f"source {text!r}: {e}") from e
+    return server, volume
 
 
 def parse_source(text: str) -> tuple[str, str]:
@@ -124,6 +151,8 @@ def apply_option(opts: MountOptions, item: str) -> None:
         if not value.isdigit() or not 4 <= int(value) <= 65536:
             raise UsageError(f"option read-ahead={value!r}: KiB between 4 and 65536")
         opts.read_ahead_kib = int(value)
+    elif key == "token-file" and eq and value:
+        opts.token_file = value
     elif key == "log-file" and eq and value:
         opts.log_file = value
     elif key == "log-level" and eq:
@@ -134,7 +163,10 @@ def apply_option(opts: MountOptions, item: str) -> None:
         raise UsageError(f"unknown mount option {item!r}")
 
 
-USAGE = "usage: mount.fuse.gfs [brick=]HOST:PORT/BRICK MOUNTPOINT [-f] [-o OPTION[,OPTION...]]"
+USAGE = (
+    "usage: mount.fuse.gfs HOST[:PORT]:/VOLUME|[brick=]HOST:PORT/BRICK MOUNTPOINT"
+    " [-f] [-o OPTION[,OPTION...]]"
+)
 
 
 def parse_argv(argv: list[str]) -> MountOptions:
@@ -167,9 +199,18 @@ def parse_argv(argv: list[str]) -> MountOptions:
         i += 1
     if len(positional) != 2:
         raise UsageError(USAGE)
-    address, brick = parse_source(positional[0])
+    src = positional[0]
+    if ":/" in src and not src.startswith("brick="):
+        address, volume = parse_volume_source(src)
+        brick = ""
+    else:
+        (address, brick), volume = parse_source(src), ""
     opts = MountOptions(
-        address=address, brick=brick, mountpoint=positional[1], foreground=foreground
+        address=address,
+        brick=brick,
+        mountpoint=positional[1],
+        foreground=foreground,
+        volume=volume,
     )
     for group in raw_opts:
         for item in group.split(","):

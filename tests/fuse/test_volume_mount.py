@@ -1,0 +1,97 @@
+"""Mounting a replica-3 volume by name (`HOST:PORT:/VOLUME`) from a real cluster."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gfs.api import models as m
+from tests.cluster import Cluster, local_cluster
+from tests.procs import BIN, Mount
+
+
+@pytest.fixture
+def vol(tmp_path: Path) -> Iterator[tuple[Cluster, m.Volume]]:
+    with local_cluster(tmp_path) as c, c.client() as api:
+        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="100MiB"))
+        yield c, api.volume_start("demo")
+
+
+def mount(c: Cluster, tmp_path: Path, extra: str = "") -> Mount:
+    opts = f"token-file={c.gfsd.state / 'admin.token'},attr-timeout=0,entry-timeout=0{extra}"
+    return Mount(f"{c.gfsd.address}:/demo", tmp_path / "mnt", tmp_path / "mount.log", opts)
+
+
+def test_replica_3_copies_agree(vol: tuple[Cluster, m.Volume], tmp_path: Path) -> None:
+    c, v = vol
+    mnt = mount(c, tmp_path).start()
+    try:
+        root = mnt.mountpoint
+        (root / "d").mkdir()
+        (root / "d" / "f").write_bytes(b"x" * 100_000)
+        os.link(root / "d" / "f", root / "g")
+        os.symlink("d/f", root / "s")
+        os.setxattr(root / "g", "user.k", b"v")
+        os.rename(root / "d" / "f", root / "d" / "f2")
+        bricks = [Path(b.path) for b in v.replica_sets[0].bricks]
+        for b in bricks:
+            assert (b / "d" / "f2").read_bytes() == b"x" * 100_000
+            assert os.stat(b / "g").st_ino == os.stat(b / "d" / "f2").st_ino
+            assert os.readlink(b / "s") == "d/f"
+            assert os.getxattr(b / "g", "user.k") == b"v"
+        gfids = {os.getxattr(b / "d", "trusted.gfs.gfid") for b in bricks}
+        assert len(gfids) == 1  # all copies name the object alike
+    finally:
+        mnt.stop()
+
+
+def test_a_member_down_fails_writes_not_reads(
+    vol: tuple[Cluster, m.Volume], tmp_path: Path
+) -> None:
+    c, _ = vol
+    mnt = mount(c, tmp_path, ",rpc-timeout=3").start()
+    try:
+        f = mnt.mountpoint / "f"
+        f.write_text("before")
+        c.nodes[2].stop(signal.SIGKILL)
+        assert f.read_text() == "before"  # reads come from the first member
+        with pytest.raises(OSError) as e:
+            (mnt.mountpoint / "new").write_text("x")
+        assert e.value.errno == errno.EIO  # never a silent single copy
+    finally:
+        mnt.stop()
+
+
+def test_volume_mount_errors(vol: tuple[Cluster, m.Volume], tmp_path: Path) -> None:
+    c, _ = vol
+    (tmp_path / "mp").mkdir()
+    token = f"token-file={c.gfsd.state / 'admin.token'}"
+    cases = [
+        (f"{c.gfsd.address}:/nope", token, "no volume 'nope'"),
+        (f"{c.gfsd.address}:/demo", "token-file=/nonexistent", "cannot read the gfsd token"),
+        (f"{c.gfsd.address}:/bad name", token, "bad volume name"),
+    ]
+    for source, opts, text in cases:
+        r = subprocess.run(
+            [str(BIN / "mount.fuse.gfs"), source, str(tmp_path / "mp"), "-o", opts],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert r.returncode != 0 and text in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    with c.client() as api:
+        api.volume_stop("demo")
+    r = subprocess.run(
+        [str(BIN / "mount.fuse.gfs"), f"{c.gfsd.address}:/demo", str(tmp_path / "mp"), "-o", token],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 1 and "is stopped, not started" in r.stderr
