@@ -14,7 +14,8 @@ KINDS: dict[str, tuple[int, int]] = {
     "already_exists": (errno.EEXIST, 409),
     "busy": (errno.EBUSY, 409),
     "read_only": (errno.EROFS, 409),
-    "no_space": (errno.ENOSPC, 422),
+    # The cluster cannot take it now (capacity, peers, zones): a conflict with its state.
+    "no_space": (errno.ENOSPC, 409),
     "unavailable": (errno.ENOTCONN, 503),
     "timeout": (errno.ETIMEDOUT, 504),
     "internal": (errno.EIO, 500),

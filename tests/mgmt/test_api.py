@@ -49,8 +49,8 @@ def test_errors_are_json_4xx(cluster: Cluster) -> None:
         ("POST", "/v1/volumes", {"name": "v", "replica": 0, "size": "1GiB"}, 400),
         ("POST", "/v1/volumes", {"name": "v"}, 400),
         ("POST", "/v1/volumes", {"name": "v", "size": "1GiB", "unknown": 1}, 400),
-        ("POST", "/v1/volumes", {"name": "v", "size": "1PiB"}, 422),
-        ("POST", "/v1/volumes", {"name": "v", "replica": 4, "size": "1GiB"}, 422),
+        ("POST", "/v1/volumes", {"name": "v", "size": "1PiB"}, 409),
+        ("POST", "/v1/volumes", {"name": "v", "replica": 4, "size": "1GiB"}, 409),
         ("POST", "/v1/volumes", {"name": "v", "replica": 2, "bricks": ["nohost:/x/y"]}, 400),
         ("GET", "/v1/volumes/nope", None, 404),
         ("POST", "/v1/peers", {"address": "not an address"}, 400),
@@ -128,3 +128,48 @@ def test_gfsd_killed_mid_create_leaves_nothing(cluster: Cluster) -> None:
     with cluster.client() as api:
         assert api_error(api.volume, "half").status == 404
     assert [p for root in cluster.roots for p in root.iterdir() if p.name.startswith("half")] == []
+
+
+def test_options_templates_expand_events(cluster: Cluster) -> None:
+    base = f"http://{cluster.gfsd.address}/v1"
+    h = {"Authorization": f"Bearer {cluster.gfsd.token}"}
+    with cluster.client() as api:
+        api.volume_create(
+            m.VolumeCreate(
+                name="o",
+                replica=3,
+                size="1MiB",
+                template="small-files",
+                options={"client.writeback": "yes"},
+            )
+        )
+    opts = httpx.get(f"{base}/volumes/o/options", headers=h).json()
+    assert opts["client.attr-timeout"] == "5.0"  # from the template
+    assert opts["client.writeback"] == "on"  # normalized
+    assert opts["replica.min-in-sync"] == "majority"  # default
+    r = httpx.post(
+        f"{base}/volumes/o/options",
+        headers=h,
+        json={"options": {"client.entry-timeout": "2", "client.attr-timeout": "x"}},
+    )
+    assert r.status_code == 400 and r.json()["code"] == "bad_option_value"
+    assert httpx.get(f"{base}/volumes/o/options", headers=h).json()["client.entry-timeout"] == (
+        "5.0"  # nothing applied from a rejected batch
+    )
+    r = httpx.post(f"{base}/volumes/o/options", headers=h, json={"options": {"nope": "1"}})
+    assert r.status_code == 400 and r.json()["code"] == "unknown_option"
+    r = httpx.delete(f"{base}/volumes/o/options/client.attr-timeout", headers=h)
+    assert r.status_code == 200 and r.json()["client.attr-timeout"] == "1"
+    names = {t["name"] for t in httpx.get(f"{base}/templates", headers=h).json()}
+    assert {"default", "small-files", "fast-failover"} <= names
+    assert httpx.get(f"{base}/templates/nope", headers=h).status_code == 404
+    table = httpx.get(f"{base}/options", headers=h).json()
+    assert any(o["name"] == "replica.failure-detection-seconds" for o in table)
+    r = httpx.post(f"{base}/volumes/o/expand", headers=h, json={"size": "2MiB"})
+    assert r.status_code == 200 and r.json()["size_bytes"] == 2 << 20
+    r = httpx.post(f"{base}/volumes/o/expand", headers=h, json={"size": "1MiB"})
+    assert r.status_code == 400 and r.json()["code"] == "not_larger"
+    r = httpx.post(f"{base}/volumes/o/expand", headers=h, json={"size": "1PiB"})
+    assert r.status_code == 409 and r.json()["code"] == "expand_no_space"
+    kinds = [e["kind"] for e in httpx.get(f"{base}/events?volume=o", headers=h).json()]
+    assert kinds[:3] == ["volume_expanded", "volume_option_reset", "volume_created"]

@@ -4,10 +4,19 @@ are the contract, shared by the server, the CLI and the mount helper."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC
+from datetime import datetime as _datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+
+def _utc(d: _datetime) -> str:
+    # The store keeps naive UTC; the wire always says so (RFC 3339 with an offset).
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).isoformat()
+
+
+datetime = Annotated[_datetime, PlainSerializer(_utc, return_type=str, when_used="json")]
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 VolumeName = Annotated[str, Field(pattern=NAME_RE, description="1-64 of A-Z a-z 0-9 _ . -")]
@@ -143,3 +152,39 @@ class Transaction(Wire):
     error: str | None
     created: datetime
     updated: datetime
+
+
+class OptionInfo(Wire):
+    name: str
+    type: str
+    default: str
+    accepted: str
+    help: str
+
+
+class OptionsSet(Wire):
+    options: dict[str, str] = Field(min_length=1)
+
+
+class Template(Wire):
+    name: str
+    description: str
+    options: dict[str, str]
+
+
+class Expand(Wire):
+    size: int | str
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: int | str) -> int | str:
+        parse_size(v)
+        return v
+
+
+class EventOut(Wire):
+    id: int
+    ts: datetime
+    kind: str
+    volume: str | None
+    message: str

@@ -66,6 +66,41 @@ def build(mgr: Manager) -> APIRouter:
     def volume_status(name: str) -> m.VolumeStatus:
         return mgr.volume_status(name)
 
+    @r.get("/options", response_model=list[m.OptionInfo], tags=["options"])
+    def option_table() -> list[m.OptionInfo]:
+        return mgr.options_table()
+
+    @r.get("/volumes/{name}/options", response_model=dict[str, str], tags=["options"])
+    def volume_options(name: str) -> dict[str, str]:
+        return mgr.volume_options(name)
+
+    @r.post("/volumes/{name}/options", response_model=dict[str, str], tags=["options"])
+    def volume_set(name: str, body: m.OptionsSet) -> dict[str, str]:
+        return mgr.volume_set(name, body.options)
+
+    @r.delete("/volumes/{name}/options/{key}", response_model=dict[str, str], tags=["options"])
+    def volume_reset(name: str, key: str) -> dict[str, str]:
+        return mgr.volume_reset(name, key)
+
+    @r.post("/volumes/{name}/expand", response_model=m.Volume, tags=["volumes"])
+    def volume_expand(name: str, body: m.Expand) -> m.Volume:
+        return mgr.volume_expand(name, body.size)
+
+    @r.get("/templates", response_model=list[m.Template], tags=["templates"])
+    def template_list() -> list[m.Template]:
+        return mgr.templates()
+
+    @r.get("/templates/{name}", response_model=m.Template, tags=["templates"])
+    def template_get(name: str) -> m.Template:
+        return mgr.template(name)
+
+    @r.get("/events", response_model=list[m.EventOut], tags=["events"])
+    def events(
+        volume: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[m.EventOut]:
+        return mgr.events(volume, limit)
+
     @r.get("/transactions/{txn_id}", response_model=m.Transaction, tags=["transactions"])
     def transaction(txn_id: str) -> m.Transaction:
         t = get_transaction(mgr.db, txn_id)

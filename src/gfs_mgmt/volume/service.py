@@ -27,6 +27,7 @@ from gfs_mgmt.store.models import (
     now,
 )
 from gfs_mgmt.txn.engine import Engine, Registry, Step
+from gfs_mgmt.volume import options as vopts
 from gfs_mgmt.volume.placement import Candidate, PlacementError, place
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Manager:
     # -- volumes -----------------------------------------------------------------------------
 
     def volume_create(self, spec: m.VolumeCreate) -> m.Volume:
+        spec = spec.model_copy(update={"options": self._create_options(spec)})
         with self.db.session() as s:
             if s.scalar(select(Volume).where(Volume.name == spec.name)) is not None:
                 raise GfsError("already_exists", "volume_exists", f"volume {spec.name} exists")
@@ -140,6 +142,116 @@ class Manager:
         except IntegrityError as e:
             raise GfsError("already_exists", "volume_exists", f"volume {spec.name} exists") from e
         return self.volume(spec.name)
+
+    def _create_options(self, spec: m.VolumeCreate) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        if spec.template is not None:
+            if spec.template not in vopts.TEMPLATES:
+                raise GfsError("not_found", "template_not_found", f"no template {spec.template!r}")
+            merged.update(vopts.TEMPLATES[spec.template][1])
+        merged.update(spec.options)
+        return {k: vopts.check(k, v) for k, v in merged.items()}
+
+    # -- options, templates, expand, events ----------------------------------------------
+
+    def options_table(self) -> list[m.OptionInfo]:
+        return [
+            m.OptionInfo(
+                name=o.name, type=o.kind, default=o.default, accepted=o.describe(), help=o.help
+            )
+            for o in vopts.OPTIONS.values()
+        ]
+
+    def volume_options(self, name: str) -> dict[str, str]:
+        with self.db.session() as s:
+            v = self._volume_row(s, name)
+            values = {k: o.default for k, o in vopts.OPTIONS.items()}
+            values.update({o.key: o.value for o in v.options})
+            return values
+
+    def volume_set(self, name: str, options: dict[str, str]) -> dict[str, str]:
+        checked = {k: vopts.check(k, v) for k, v in options.items()}
+        with self.db.session() as s:
+            v = self._volume_row(s, name)
+            current = {o.key: o for o in v.options}
+            for k, val in checked.items():
+                if k in current:
+                    current[k].value = val
+                else:
+                    v.options.append(VolumeOption(key=k, value=val))
+            v.version += 1
+            self._event(
+                s,
+                "volume_options_set",
+                name,
+                "set " + ", ".join(f"{k}={val}" for k, val in checked.items()),
+            )
+        return self.volume_options(name)
+
+    def volume_reset(self, name: str, key: str) -> dict[str, str]:
+        if key not in vopts.OPTIONS:
+            raise GfsError("invalid", "unknown_option", f"unknown option {key!r}", option=key)
+        with self.db.session() as s:
+            v = self._volume_row(s, name)
+            v.options = [o for o in v.options if o.key != key]
+            v.version += 1
+            self._event(s, "volume_option_reset", name, f"reset {key}")
+        return self.volume_options(name)
+
+    def templates(self) -> list[m.Template]:
+        return [
+            m.Template(name=n, description=d, options=o) for n, (d, o) in vopts.TEMPLATES.items()
+        ]
+
+    def template(self, name: str) -> m.Template:
+        if name not in vopts.TEMPLATES:
+            raise GfsError("not_found", "template_not_found", f"no template {name!r}")
+        d, o = vopts.TEMPLATES[name]
+        return m.Template(name=name, description=d, options=o)
+
+    def volume_expand(self, name: str, size_text: int | str) -> m.Volume:
+        size = m.parse_size(size_text)
+        with self.db.session() as s:
+            v = self._volume_row(s, name)
+            old = v.size_bytes
+            if old is None:
+                raise GfsError(
+                    "invalid",
+                    "not_size_based",
+                    f"volume {name} was made from explicit bricks; it has no size",
+                )
+            if size <= old:
+                raise GfsError(
+                    "invalid", "not_larger", f"new size {size} is not larger than the current {old}"
+                )
+            for rs in v.replica_sets:
+                for b in rs.bricks:
+                    root = s.scalar(
+                        select(BrickRoot).where(
+                            BrickRoot.peer_id == b.peer_id, BrickRoot.path == b.root
+                        )
+                    )
+                    if root is not None and root.free_bytes < size - old:
+                        raise GfsError(
+                            "no_space",
+                            "expand_no_space",
+                            f"brick {b.name}: {root.path} has {root.free_bytes} bytes"
+                            f" free, {size - old} more needed",
+                        )
+            v.size_bytes = size
+            v.version += 1
+            self._event(s, "volume_expanded", name, f"size {old} -> {size}")
+        return self.volume(name)
+
+    def events(self, volume: str | None, limit: int) -> list[m.EventOut]:
+        with self.db.session() as s:
+            q = select(Event).order_by(Event.id.desc()).limit(limit)
+            if volume is not None:
+                q = q.where(Event.volume == volume)
+            return [
+                m.EventOut(id=e.id, ts=e.ts, kind=e.kind, volume=e.volume, message=e.message)
+                for e in s.scalars(q)
+            ]
 
     def _layout(self, s: Session, spec: m.VolumeCreate) -> list[dict[str, Any]]:
         peers = s.scalars(select(Peer).options(selectinload(Peer.roots))).all()

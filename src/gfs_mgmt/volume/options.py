@@ -1,0 +1,149 @@
+"""The documented table of volume options: names, types, defaults, validation,
+and the built-in templates (named groups of options). docs/options.md is
+generated from this table by `python -m gfs_mgmt.volume.options`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gfs.errors import GfsError
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: str  # "bool", "int", "float", "enum", "string"
+    default: str
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: str) -> str:
+        """The normalized value, or GfsError(invalid) saying what is accepted."""
+        v = value.strip()
+        bad = GfsError(
+            "invalid",
+            "bad_option_value",
+            f"option {self.name}={value!r}: expected {self.describe()}",
+            option=self.name,
+        )
+        if self.kind == "bool":
+            table = {
+                "on": "on",
+                "off": "off",
+                "true": "on",
+                "false": "off",
+                "yes": "on",
+                "no": "off",
+                "1": "on",
+                "0": "off",
+            }
+            if v.lower() not in table:
+                raise bad
+            return table[v.lower()]
+        if self.kind in ("int", "float"):
+            try:
+                num = int(v) if self.kind == "int" else float(v)
+            except ValueError:
+                raise bad from None
+            if (self.low is not None and num < self.low) or (
+                self.high is not None and num > self.high
+            ):
+                raise bad
+            return str(num)
+        if self.kind == "enum":
+            if v not in self.choices:
+                raise bad
+            return v
+        if not v.isprintable() or len(v) > 1024:
+            raise bad
+        return v
+
+    def describe(self) -> str:
+        if self.kind == "bool":
+            return "on or off"
+        if self.kind in ("int", "float"):
+            return f"{'an integer' if self.kind == 'int' else 'a number'} from {self.low:g} to {self.high:g}"
+        if self.kind == "enum":
+            return "one of " + ", ".join(self.choices)
+        return "printable text"
+
+
+OPTIONS: dict[str, Option] = {
+    o.name: o
+    for o in [
+        Option(
+            "client.attr-timeout", "float", "1", "seconds the kernel caches attributes", 0, 3600
+        ),
+        Option("client.entry-timeout", "float", "1", "seconds the kernel caches names", 0, 3600),
+        Option(
+            "client.writeback",
+            "bool",
+            "off",
+            "FUSE writeback cache: faster writes, weaker coherence between mounts",
+        ),
+        Option("client.read-ahead-kib", "int", "1024", "kernel read-ahead of a mount", 4, 65536),
+        Option(
+            "replica.failure-detection-seconds",
+            "float",
+            "3",
+            "how long a silent member takes to leave the in-sync set",
+            0.5,
+            120,
+        ),
+        Option(
+            "replica.min-in-sync",
+            "enum",
+            "majority",
+            "members that must hold a write before it is acknowledged",
+            choices=("majority", "all", "1", "2", "3", "4", "5"),
+        ),
+        Option(
+            "replica.relaxed-reads",
+            "bool",
+            "off",
+            "let secondaries serve reads without the lease rule (may be stale)",
+        ),
+        Option("heal.throttle-mbps", "int", "0", "self-heal bandwidth cap, 0 = none", 0, 100000),
+        Option("auth.allow", "string", "*", "client addresses allowed to mount (glob list)"),
+    ]
+}
+
+TEMPLATES: dict[str, tuple[str, dict[str, str]]] = {
+    "default": ("the defaults of every option", {}),
+    "small-files": (
+        "metadata-heavy work: longer kernel caches",
+        {"client.attr-timeout": "5", "client.entry-timeout": "5"},
+    ),
+    "large-files": (
+        "streaming: larger read-ahead and the writeback cache",
+        {"client.read-ahead-kib": "8192", "client.writeback": "on"},
+    ),
+    "fast-failover": (
+        "detect a dead member within a second",
+        {"replica.failure-detection-seconds": "1"},
+    ),
+}
+
+
+def check(key: str, value: str) -> str:
+    opt = OPTIONS.get(key)
+    if opt is None:
+        raise GfsError("invalid", "unknown_option", f"unknown option {key!r}", option=key)
+    return opt.check(value)
+
+
+def markdown() -> str:
+    rows = ["| option | type | default | accepted | meaning |", "|---|---|---|---|---|"]
+    for o in OPTIONS.values():
+        rows.append(f"| `{o.name}` | {o.kind} | `{o.default}` | {o.describe()} | {o.help} |")
+    rows += ["", "| template | options | meaning |", "|---|---|---|"]
+    for name, (help_, opts) in TEMPLATES.items():
+        body = ", ".join(f"`{k}={v}`" for k, v in opts.items()) or "—"
+        rows.append(f"| `{name}` | {body} | {help_} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
