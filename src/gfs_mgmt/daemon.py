@@ -24,6 +24,7 @@ from gfs.rpc.channel import parse_address
 from gfs.tunables import reexec_with_malloc_tunables
 from gfs_mgmt.api import routes
 from gfs_mgmt.api.app import create_app
+from gfs_mgmt.peer.monitor import PeerMonitor
 from gfs_mgmt.store.db import Database, DatabaseError
 from gfs_mgmt.store.models import Token
 from gfs_mgmt.volume.service import Manager
@@ -68,6 +69,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--listen", default="127.0.0.1:24100", help="HOST:PORT of the REST API")
     ap.add_argument("--state-dir", type=Path, default=Path("/var/lib/gfs"))
     ap.add_argument("--db", help="database URL (default: sqlite in the state dir)")
+    ap.add_argument(
+        "--peer-check-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often peers are checked for liveness",
+    )
     ap.add_argument("--log-file")
     ap.add_argument("--log-level", choices=LEVELS, default="info")
     ns = ap.parse_args(argv)
@@ -75,6 +83,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parse_address(ns.listen)
     except ValueError as e:
         raise UsageError(f"--listen: {e}") from e
+    if not 0.1 <= ns.peer_check_interval <= 3600:
+        raise UsageError("--peer-check-interval must be between 0.1 and 3600 seconds")
     return ns
 
 
@@ -99,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         recovered = mgr.engine.recover()
         if recovered:
             log.info("recovered transactions count=%d", recovered)
+        monitor = PeerMonitor(db, ns.peer_check_interval)
+        monitor.start()
         app = create_app(token, [routes.build(mgr)])
         host, port = parse_address(ns.listen)
         log.info("serving listen=%s db=%s pid=%d", ns.listen, db.dialect, os.getpid())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
@@ -171,8 +172,17 @@ def setup_logging(cfg: Config) -> None:
     root.setLevel(cfg.log_level.upper())
 
 
+def raise_fd_limit() -> None:
+    # Each served brick holds a few fds (root, index, cached directories): with thousands
+    # of volumes per node the default soft limit of 1024 is far too low.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def serve(cfg: Config) -> None:
     umask_zero()
+    raise_fd_limit()
     bricks: dict[str, Brick] = {}
     for name, path in cfg.bricks.items():
         try:

@@ -30,7 +30,7 @@ GFID_XATTR = "trusted.gfs.gfid"
 HIDDEN_XATTR_PREFIX = b"trusted.gfs."
 META = b".gfs"
 NAME_MAX = 255
-DIRFD_CACHE = 1024
+DIRFD_CACHE = 256  # per brick: a node may serve thousands of bricks
 #: Cookies 1 and 2 are left for the client's "." and "..".
 FIRST_COOKIE = 3
 

@@ -1,0 +1,89 @@
+"""Peer liveness: a worker asks every peer's brick daemon for its facts, marks it
+online or offline and refreshes its brick roots' capacity. `run_once()` is one
+pass (tests call it directly); `start()` runs passes in a thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from gfs_mgmt.peer.brickd import BrickdAdmin, PeerError
+from gfs_mgmt.store.db import Database
+from gfs_mgmt.store.models import Event, Peer, now
+
+log = logging.getLogger(__name__)
+
+
+class PeerMonitor:
+    def __init__(self, db: Database, interval: float = 5.0, timeout: float = 3.0) -> None:
+        self.db = db
+        self.interval = interval
+        self.timeout = timeout
+        self.passes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> dict[str, bool]:
+        """Check every peer once; returns {peer name: online}."""
+        with self.db.session() as s:
+            peers = [(p.id, p.address) for p in s.scalars(select(Peer))]
+
+        def probe(address: str) -> object:
+            try:
+                with BrickdAdmin(address, timeout=self.timeout) as a:
+                    return a.info()
+            except PeerError as e:
+                return e
+
+        with ThreadPoolExecutor(max(1, min(16, len(peers)))) as pool:
+            answers = list(pool.map(probe, [a for _, a in peers]))
+        seen: dict[str, bool] = {}
+        with self.db.session() as s:
+            for (peer_id, _), ans in zip(peers, answers, strict=True):
+                p = s.scalar(
+                    select(Peer).options(selectinload(Peer.roots)).where(Peer.id == peer_id)
+                )
+                if p is None:
+                    continue
+                online = not isinstance(ans, PeerError)
+                if online != p.online:
+                    log.warning("peer=%s address=%s online=%s", p.name, p.address, online)
+                    s.add(
+                        Event(
+                            kind="peer_online" if online else "peer_offline",
+                            volume=None,
+                            message=f"peer {p.name} is {'online' if online else 'offline'}",
+                        )
+                    )
+                p.online = online
+                if online:
+                    p.last_seen = now()
+                    by_path = {r.path: r for r in p.roots}
+                    for r in ans.roots:  # type: ignore[attr-defined]
+                        row = by_path.get(r.path)
+                        if row is not None:
+                            row.total_bytes, row.free_bytes = r.total_bytes, r.free_bytes
+                            row.used_bytes = r.used_bytes
+                seen[p.name] = online
+        self.passes += 1
+        return seen
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("peer check failed")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="peer-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.interval + self.timeout + 5)
