@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from typing import Any
 
 import grpc
@@ -23,15 +24,28 @@ class PeerError(Exception):
         self.errno = code
 
 
+_channels: dict[str, grpc.Channel] = {}
+_channels_lock = threading.Lock()
+
+
+def _channel(address: str) -> grpc.Channel:
+    """One long-lived channel per peer: a new channel per call costs a TCP and HTTP/2
+    handshake, which dominated volume creation."""
+    with _channels_lock:
+        ch = _channels.get(address)
+        if ch is None:
+            ch = _channels[address] = insecure_channel(address)
+        return ch
+
+
 class BrickdAdmin:
     def __init__(self, address: str, timeout: float = TIMEOUT) -> None:
         self.address = address
         self.timeout = timeout
-        self.channel = insecure_channel(address)
-        self.stub: Any = admin_pb2_grpc.AdminStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub: Any = admin_pb2_grpc.AdminStub(_channel(address))  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
-        self.channel.close()
+        pass  # the channel is shared and kept
 
     def __enter__(self) -> BrickdAdmin:
         return self

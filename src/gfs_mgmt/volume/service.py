@@ -269,13 +269,14 @@ class Manager:
             if spec.size is None:
                 raise GfsError("invalid", "size_missing", "give a size (smart create) or bricks")
             size = m.parse_size(spec.size)
-            reserved: dict[tuple[str, str], int] = {}
-            for peer_id, root, vsize in s.execute(
-                select(Brick.peer_id, Brick.root, Volume.size_bytes).join(
-                    Volume, Volume.id == Brick.volume_id
+            reserved: dict[tuple[str, str], int] = {
+                (peer_id, root): int(total or 0)
+                for peer_id, root, total in s.execute(
+                    select(Brick.peer_id, Brick.root, func.sum(Volume.size_bytes))
+                    .join(Volume, Volume.id == Brick.volume_id)
+                    .group_by(Brick.peer_id, Brick.root)
                 )
-            ):
-                reserved[(peer_id, root)] = reserved.get((peer_id, root), 0) + (vsize or 0)
+            }
             cands = [
                 Candidate(
                     p.id, p.name, p.zone, r.path, r.free_bytes - reserved.get((p.id, r.path), 0)
@@ -353,8 +354,17 @@ class Manager:
 
     def volumes(self) -> list[m.Volume]:
         with self.db.session() as s:
-            names = s.scalars(select(Volume.name).order_by(Volume.name)).all()
-            return [_volume_wire(self._volume_row(s, n)) for n in names]
+            rows = s.scalars(
+                select(Volume)
+                .options(
+                    selectinload(Volume.replica_sets)
+                    .selectinload(ReplicaSet.bricks)
+                    .selectinload(Brick.peer),
+                    selectinload(Volume.options),
+                )
+                .order_by(Volume.name)
+            )
+            return [_volume_wire(v) for v in rows]
 
     def _bricks(self, name: str) -> tuple[str, list[dict[str, Any]]]:
         with self.db.session() as s:
