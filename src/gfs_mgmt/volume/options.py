@@ -4,6 +4,7 @@ generated from this table by `python -m gfs_mgmt.volume.options`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from gfs.errors import GfsError
@@ -47,8 +48,10 @@ class Option:
                 num = int(v) if self.kind == "int" else float(v)
             except ValueError:
                 raise bad from None
-            if (self.low is not None and num < self.low) or (
-                self.high is not None and num > self.high
+            if (
+                not math.isfinite(num)
+                or (self.low is not None and num < self.low)
+                or (self.high is not None and num > self.high)
             ):
                 raise bad
             return str(num)
