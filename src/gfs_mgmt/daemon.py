@@ -28,6 +28,7 @@ from gfs_mgmt.peer.monitor import PeerMonitor
 from gfs_mgmt.store.db import Database, DatabaseError
 from gfs_mgmt.store.models import Token
 from gfs_mgmt.volume.service import Manager
+from gfs_mgmt.volume.webhooks import WebhookDispatcher
 
 log = logging.getLogger("gfs.gfsd")
 LEVELS = ("debug", "info", "warning", "error")
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             log.info("recovered transactions count=%d", recovered)
         monitor = PeerMonitor(db, ns.peer_check_interval)
         monitor.start()
+        WebhookDispatcher(db).start()
         app = create_app(token, [routes.build(mgr)])
         host, port = parse_address(ns.listen)
         log.info("serving listen=%s db=%s pid=%d", ns.listen, db.dialect, os.getpid())

@@ -188,3 +188,13 @@ class EventOut(Wire):
     kind: str
     volume: str | None
     message: str
+
+
+class WebhookAdd(Wire):
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
+
+
+class WebhookOut(Wire):
+    id: str
+    url: str
+    created: datetime

@@ -101,6 +101,19 @@ def build(mgr: Manager) -> APIRouter:
     ) -> list[m.EventOut]:
         return mgr.events(volume, limit)
 
+    @r.post("/webhooks", response_model=m.WebhookOut, status_code=201, tags=["events"])
+    def webhook_add(body: m.WebhookAdd) -> m.WebhookOut:
+        return mgr.webhook_add(body.url)
+
+    @r.get("/webhooks", response_model=list[m.WebhookOut], tags=["events"])
+    def webhook_list() -> list[m.WebhookOut]:
+        return mgr.webhooks()
+
+    @r.delete("/webhooks/{hook_id}", status_code=204, tags=["events"])
+    def webhook_remove(hook_id: str) -> Response:
+        mgr.webhook_remove(hook_id)
+        return Response(status_code=204)
+
     @r.get("/transactions/{txn_id}", response_model=m.Transaction, tags=["transactions"])
     def transaction(txn_id: str) -> m.Transaction:
         t = get_transaction(mgr.db, txn_id)

@@ -147,3 +147,12 @@ class Token(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(128))
     created: Mapped[datetime] = mapped_column(default=now)
+
+
+class Webhook(Base):
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)
+    created: Mapped[datetime] = mapped_column(default=now)
+    #: The last event id delivered (or given up on) to this hook.
+    last_event: Mapped[int] = mapped_column(BigInteger, default=0)

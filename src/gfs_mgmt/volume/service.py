@@ -23,6 +23,7 @@ from gfs_mgmt.store.models import (
     ReplicaSet,
     Volume,
     VolumeOption,
+    Webhook,
     new_id,
     now,
 )
@@ -252,6 +253,31 @@ class Manager:
                 m.EventOut(id=e.id, ts=e.ts, kind=e.kind, volume=e.volume, message=e.message)
                 for e in s.scalars(q)
             ]
+
+    def webhook_add(self, url: str) -> m.WebhookOut:
+        with self.db.session() as s:
+            if s.scalar(select(Webhook).where(Webhook.url == url)) is not None:
+                raise GfsError("already_exists", "webhook_exists", f"webhook {url} exists")
+            # A new hook receives events from now on, not the whole history.
+            last = s.scalar(select(func.max(Event.id))) or 0
+            h = Webhook(url=url, last_event=last)
+            s.add(h)
+            s.flush()
+            return m.WebhookOut(id=h.id, url=h.url, created=h.created)
+
+    def webhooks(self) -> list[m.WebhookOut]:
+        with self.db.session() as s:
+            return [
+                m.WebhookOut(id=h.id, url=h.url, created=h.created)
+                for h in s.scalars(select(Webhook).order_by(Webhook.created))
+            ]
+
+    def webhook_remove(self, hook_id: str) -> None:
+        with self.db.session() as s:
+            h = s.get(Webhook, hook_id)
+            if h is None:
+                raise GfsError("not_found", "webhook_not_found", f"no webhook {hook_id!r}")
+            s.delete(h)
 
     def _layout(self, s: Session, spec: m.VolumeCreate) -> list[dict[str, Any]]:
         peers = s.scalars(select(Peer).options(selectinload(Peer.roots))).all()
