@@ -13,7 +13,7 @@ import pytest
 
 from gfs.api import models as m
 from tests.cluster import Cluster, local_cluster
-from tests.procs import BIN, Mount
+from tests.procs import BIN, Mount, free_port
 
 
 @pytest.fixture
@@ -95,3 +95,27 @@ def test_volume_mount_errors(vol: tuple[Cluster, m.Volume], tmp_path: Path) -> N
         timeout=30,
     )
     assert r.returncode == 1 and "is stopped, not started" in r.stderr
+
+
+def test_backup_servers(vol: tuple[Cluster, m.Volume], tmp_path: Path) -> None:
+    c, _ = vol
+    dead = f"127.0.0.1:{free_port()}"
+    opts = f"token-file={c.gfsd.state / 'admin.token'},backup-servers={c.gfsd.address}"
+    mnt = Mount(f"{dead}:/demo", tmp_path / "mnt", tmp_path / "mount.log", opts).start()
+    try:
+        (mnt.mountpoint / "f").write_text("via the backup")
+    finally:
+        mnt.stop()
+    r = subprocess.run(
+        [
+            str(BIN / "mount.fuse.gfs"),
+            f"{dead}:/demo",
+            str(tmp_path / "mnt"),
+            "-o",
+            f"token-file={c.gfsd.state / 'admin.token'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 1 and "cannot reach gfsd" in r.stderr

@@ -25,3 +25,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'gfsd.db'}"
     server: PgServer = request.getfixturevalue("pg")
     return server.create_db(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def pg_url(pg: PgServer) -> str:
+    """A fresh empty PostgreSQL database (for what only PostgreSQL promises, such as
+    several gfsd sharing one database)."""
+    return pg.create_db(f"t_{uuid.uuid4().hex[:12]}")

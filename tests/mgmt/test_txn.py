@@ -4,6 +4,7 @@ recovery with a real SIGKILL, per-volume serialization, parallelism."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -30,7 +31,12 @@ def folder_registry() -> Registry:
         if os.path.isdir(p["path"]):
             os.rmdir(p["path"])
 
+    def mk_and_die(_: Any, p: dict[str, Any]) -> None:
+        os.mkdir(p["path"])
+        os.kill(os.getpid(), signal.SIGKILL)
+
     reg.register("mkdir", mk, rm)
+    reg.register("mkdir_then_die", mk_and_die, rm)
     return reg
 
 
@@ -61,24 +67,71 @@ def test_failed_step_undoes_in_reverse(db_url: str) -> None:
     db.close()
 
 
-def test_sigkill_mid_transaction_is_rolled_back_at_restart(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["after-step", "in-step"])
+def test_sigkill_mid_transaction_is_rolled_back_at_restart(
+    db_url: str, tmp_path: Path, mode: str
+) -> None:
+    """A real SIGKILL, after step 1 was recorded or inside step 2 (which had made its
+    folder but was not recorded): recovery removes every folder either step made."""
     db = Database(db_url)
-    env = {**os.environ, CRASH_AFTER_ENV: "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if mode == "after-step":
+        env[CRASH_AFTER_ENV] = "1"
     r = subprocess.run(
-        [sys.executable, "-m", "tests.mgmt.txn_crash", db_url, str(tmp_path)],
+        [sys.executable, "-m", "tests.mgmt.txn_crash", db_url, str(tmp_path), mode],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert r.returncode == -9, r.stderr
-    assert (tmp_path / "a").is_dir() and not (tmp_path / "b").exists()
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert (tmp_path / "a").is_dir()
+    assert (tmp_path / "b").is_dir() == (mode == "in-step")
     assert state(db) == [("running", 1, None)]
     assert Engine(db, folder_registry(), None).recover() == 1
-    assert not (tmp_path / "a").exists()  # nothing half-made remains
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert state(db) == [("rolled_back", 1, "gfsd stopped during the transaction")]
     assert Engine(db, folder_registry(), None).recover() == 0
+    db.close()
+
+
+def test_all_steps_done_but_unmarked_is_finished_at_recovery(db_url: str) -> None:
+    db = Database(db_url)
+    calls: list[str] = []
+    reg = Registry()
+    reg.register("s", lambda _, p: None, lambda _, p: calls.append("undo"))
+    with db.session() as s:  # what a gfsd killed right before the final commit leaves
+        s.add(Transaction(kind="k", volume="v", steps=[{"kind": "s"}], state="running", done=1))
+    assert Engine(db, reg, None).recover() == 1
+    assert calls == [] and state(db) == [("done", 1, None)]
+    db.close()
+
+
+def test_failed_undo_leaves_failed_for_recovery_to_retry(db_url: str) -> None:
+    db = Database(db_url)
+    broken = True
+    undone: list[int] = []
+    reg = Registry()
+
+    def do(_: Any, p: dict[str, Any]) -> None:
+        if p["n"] == 2:
+            raise RuntimeError("do 2 broke")
+
+    def undo(_: Any, p: dict[str, Any]) -> None:
+        if broken and p["n"] == 1:
+            raise OSError("peer unreachable")
+        undone.append(p["n"])
+
+    reg.register("s", do, undo)
+    with pytest.raises(RuntimeError, match="do 2 broke"):
+        Engine(db, reg, None).run("k", "v", [Step("s", {"n": 1}), Step("s", {"n": 2})])
+    [(st, done, err)] = state(db)
+    assert (st, done) == ("failed", 1) and err is not None and "peer unreachable" in err
+    broken = False
+    assert Engine(db, reg, None).recover() == 1
+    assert undone == [2, 2, 1]  # undo 2 ran twice: undos must be idempotent
+    assert state(db)[0][0] == "rolled_back"
     db.close()
 
 
@@ -136,3 +189,48 @@ def test_hundred_volumes_in_parallel(db_url: str) -> None:
     assert len(set(ids)) == 100
     assert {s for s, _, _ in state(db)} == {"done"}
     db.close()
+
+
+def test_two_gfsd_on_postgresql_serialize_per_volume(pg_url: str) -> None:
+    """Two engines with their own connection pools (two gfsd sharing one PostgreSQL):
+    the advisory lock, not the in-process one, keeps a volume's transactions apart."""
+    db1, db2 = Database(pg_url), Database(pg_url)
+    events = {"A": threading.Event(), "B": threading.Event()}
+    log: list[str] = []
+    reg = _timed_registry(events, log)
+    e1, e2 = Engine(db1, reg, None), Engine(db2, reg, None)
+    with ThreadPoolExecutor(2) as pool:
+        fa = pool.submit(e1.run, "k", "v", [Step("meet", {"who": "A", "other": "B", "wait": 0.5})])
+        assert events["A"].wait(20)
+        fb = pool.submit(e2.run, "k", "v", [Step("meet", {"who": "B", "other": "A", "wait": 0.5})])
+        fa.result(60)
+        fb.result(60)
+    assert log[:2] == ["enter A", "exit A"] and "A saw B inside" not in log
+    db1.close()
+    db2.close()
+
+
+def test_recover_leaves_a_live_gfsd_transaction_alone(pg_url: str) -> None:
+    """A second gfsd starting while the first runs a transaction must not roll it back."""
+    db1, db2 = Database(pg_url), Database(pg_url)
+    inside, release = threading.Event(), threading.Event()
+    undone: list[str] = []
+    reg = Registry()
+
+    def block(_: Any, p: dict[str, Any]) -> None:
+        inside.set()
+        assert release.wait(20)
+
+    reg.register("block", block, lambda _, p: undone.append("undo"))
+    with ThreadPoolExecutor(1) as pool:
+        f = pool.submit(Engine(db1, reg, None).run, "k", "v", [Step("block")])
+        try:
+            assert inside.wait(20)
+            assert Engine(db2, reg, None).recover() == 0
+            assert state(db2) == [("running", 0, None)]
+        finally:
+            release.set()
+        f.result(60)
+    assert undone == [] and state(db1) == [("done", 1, None)]
+    db1.close()
+    db2.close()

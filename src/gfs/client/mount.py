@@ -151,11 +151,19 @@ def read_token(opts: MountOptions) -> str:
 
 def volume_remote(opts: MountOptions) -> Remote:
     """The bricks of a started volume, from gfsd's layout."""
-    try:
-        with ApiClient(opts.address, read_token(opts), timeout=PING_TIMEOUT * 2) as api:
-            vol = api.volume(opts.volume)
-    except ApiError as e:
-        raise MountError(f"volume {opts.volume} at {opts.address}: {e.message}") from e
+    token = read_token(opts)
+    errors = []
+    for server in [opts.address, *opts.backup_servers]:
+        try:
+            with ApiClient(server, token, timeout=PING_TIMEOUT * 2) as api:
+                vol = api.volume(opts.volume)
+            break
+        except ApiError as e:
+            if e.code != "unreachable":
+                raise MountError(f"volume {opts.volume} at {server}: {e.message}") from e
+            errors.append(e.message)
+    else:
+        raise MountError("; ".join(errors))
     if vol.state != "started":
         raise MountError(
             f"volume {opts.volume} is {vol.state}, not started (gfs volume start {opts.volume})"

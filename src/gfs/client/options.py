@@ -68,6 +68,7 @@ class MountOptions:
     mountpoint: str
     volume: str = ""
     token_file: str | None = None
+    backup_servers: list[str] = field(default_factory=list)
     foreground: bool = False
     attr_timeout: float = 1.0
     entry_timeout: float = 1.0
@@ -151,6 +152,15 @@ def apply_option(opts: MountOptions, item: str) -> None:
         if not value.isdigit() or not 4 <= int(value) <= 65536:
             raise UsageError(f"option read-ahead={value!r}: KiB between 4 and 65536")
         opts.read_ahead_kib = int(value)
+    elif key == "backup-servers" and eq and value:
+        for server in value.split("/"):
+            if server.count(":") == 0:
+                server = f"{server}:{DEFAULT_GFSD_PORT}"
+            try:
+                parse_address(server)
+            except ValueError as e:
+                raise UsageError(f"option backup-servers: {e}") from None
+            opts.backup_servers.append(server)
     elif key == "token-file" and eq and value:
         opts.token_file = value
     elif key == "log-file" and eq and value:

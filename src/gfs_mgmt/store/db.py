@@ -92,7 +92,7 @@ def _engine(url: str) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+        return create_engine(url, pool_size=10, max_overflow=70, pool_pre_ping=True)
     raise ArgumentError("use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")
 
 

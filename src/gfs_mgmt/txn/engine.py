@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 
 from gfs.errors import GfsError
 from gfs_mgmt.store.db import Database
-from gfs_mgmt.store.models import Transaction
+from gfs_mgmt.store.models import Transaction, new_id
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ Action = Callable[[Any, dict[str, Any]], None]
 #: Test hook: SIGKILL this process after step N of any transaction (a real crash at
 #: a chosen point; see tests/mgmt/test_txn.py).
 CRASH_AFTER_ENV = "GFS_TXN_CRASH_AFTER"
+
+#: States a transaction is left in when its gfsd died (or an undo failed).
+UNFINISHED = ("pending", "running", "failed")
 
 
 @dataclass(frozen=True)
@@ -77,26 +80,37 @@ class Engine:
         self._crash_after = int(crash) if crash else None
 
     @contextmanager
-    def _volume_lock(self, volume: str | None) -> Iterator[None]:
-        """Serialize transactions on one volume: in this process with a lock, and
-        across gfsd processes sharing PostgreSQL with a session advisory lock."""
-        if volume is None:
-            yield
-            return
+    def _volume_lock(self, key: str, wait: bool = True) -> Iterator[bool]:
+        """Serialize transactions on one volume (or one volume-less transaction): in
+        this process with a lock, and across gfsd processes sharing PostgreSQL with a
+        session advisory lock, which dies with its connection, so a lock that can be
+        taken proves that no live gfsd runs a transaction under it. Yields whether
+        the lock was taken (always True when `wait`)."""
         with self._locks_guard:
-            lock = self._locks.setdefault(volume, threading.Lock())
-        with lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        if not lock.acquire(blocking=wait):
+            yield False
+            return
+        try:
             if self.db.dialect != "postgresql":
-                yield
+                yield True
                 return
-            key = zlib.crc32(f"gfs-volume:{volume}".encode())
-            with self.db.engine.connect() as conn:
-                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            # Signed 32-bit, as PostgreSQL's hashtext() would give.
+            k = zlib.crc32(f"gfs-volume:{key}".encode()) - (1 << 31)
+            # AUTOCOMMIT: a session lock needs no open SQL transaction, and an idle
+            # one held for a whole gfsd transaction would pin PostgreSQL's vacuum horizon.
+            with self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                if wait:
+                    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": k})
+                elif not conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": k}):
+                    yield False
+                    return
                 try:
-                    yield
+                    yield True
                 finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": k})
+        finally:
+            lock.release()
 
     def run(self, kind: str, volume: str | None, steps: list[Step]) -> str:
         """Run a transaction to the end; returns its id, or raises the failing step's
@@ -104,15 +118,21 @@ class Engine:
         for s in steps:
             if s.kind not in self.registry.kinds:
                 raise ValueError(f"unknown step kind {s.kind!r}")
-        with self.db.session() as sess:
-            txn = Transaction(
-                kind=kind, volume=volume, steps=[s.as_json() for s in steps], owner=self.owner
-            )
-            sess.add(txn)
-            sess.flush()
-            txn_id = txn.id
-        log.info("txn=%s kind=%s volume=%s steps=%d recorded", txn_id, kind, volume, len(steps))
-        with self._volume_lock(volume):
+        txn_id = new_id()
+        # Recorded under the lock: an unfinished record whose lock is free belongs to
+        # a dead gfsd, which is what lets `recover` run beside live gfsd processes.
+        with self._volume_lock(_lock_key(volume, txn_id)):
+            with self.db.session() as sess:
+                sess.add(
+                    Transaction(
+                        id=txn_id,
+                        kind=kind,
+                        volume=volume,
+                        steps=[s.as_json() for s in steps],
+                        owner=self.owner,
+                    )
+                )
+            log.info("txn=%s kind=%s volume=%s steps=%d recorded", txn_id, kind, volume, len(steps))
             self._set(txn_id, state="running")
             for i, s in enumerate(steps):
                 try:
@@ -121,8 +141,12 @@ class Engine:
                     log.warning("txn=%s step=%d kind=%s failed: %s", txn_id, i, s.kind, e)
                     self._set(txn_id, state="failed", error=str(e))
                     # The failed step may have done part of its work: undo it too.
-                    self._undo(txn_id, steps[: i + 1])
-                    self._set(txn_id, state="rolled_back")
+                    undo_error = self._undo(txn_id, steps[: i + 1])
+                    if undo_error is None:
+                        self._set(txn_id, state="rolled_back")
+                    else:
+                        # Stays `failed`: the next recover() retries the (idempotent) undos.
+                        self._set(txn_id, error=f"{e}; undo failed: {undo_error}")
                     raise
                 self._set(txn_id, done=i + 1)
                 if self._crash_after is not None and i + 1 == self._crash_after:
@@ -131,13 +155,17 @@ class Engine:
         log.info("txn=%s done", txn_id)
         return txn_id
 
-    def _undo(self, txn_id: str, steps: list[Step]) -> None:
+    def _undo(self, txn_id: str, steps: list[Step]) -> str | None:
+        """Undo `steps` newest first; returns the first undo error, if any."""
+        first: str | None = None
         for s in reversed(steps):
             try:
                 self.registry.kinds[s.kind].undo(self.context, s.params)
             except Exception as e:
-                # Keep going: leaving later steps undone would be worse. Logged for a human.
+                # Keep going: leaving earlier steps in place would be worse.
                 log.error("txn=%s undo kind=%s failed: %s", txn_id, s.kind, e)
+                first = first or f"{s.kind}: {e}"
+        return first
 
     def _set(self, txn_id: str, **values: Any) -> None:
         with self.db.session() as sess:
@@ -147,24 +175,46 @@ class Engine:
                 setattr(txn, k, v)
 
     def recover(self) -> int:
-        """Finish or roll back what a dead gfsd left; returns how many were touched."""
+        """Finish or roll back what dead gfsd processes left; returns how many
+        transactions were finished or rolled back. Transactions that a live gfsd
+        sharing the PostgreSQL database is running (its lock is held) are left alone."""
         with self.db.session() as sess:
-            rows = sess.scalars(
-                select(Transaction).where(Transaction.state.in_(("pending", "running", "failed")))
+            ids = sess.scalars(
+                select(Transaction.id).where(Transaction.state.in_(UNFINISHED))
             ).all()
-            todo = [(t.id, t.volume, t.steps, t.done) for t in rows]
-        for txn_id, volume, raw, done in todo:
-            steps = [Step(r["kind"], r.get("params", {})) for r in raw]
-            with self._volume_lock(volume):
+        touched = 0
+        for txn_id in ids:
+            with self.db.session() as sess:
+                volume = sess.scalar(select(Transaction.volume).where(Transaction.id == txn_id))
+            with self._volume_lock(_lock_key(volume, txn_id), wait=False) as mine:
+                if not mine:
+                    log.info("txn=%s skipped at recovery: a live gfsd holds its lock", txn_id)
+                    continue
+                with self.db.session() as sess:
+                    # Read again under the lock: its owner may have finished it meanwhile.
+                    txn = sess.get(Transaction, txn_id)
+                    if txn is None or txn.state not in UNFINISHED:
+                        continue
+                    raw, done = list(txn.steps), txn.done
+                steps = [Step(r["kind"], r.get("params", {})) for r in raw]
+                touched += 1
                 if done >= len(steps):
                     self._set(txn_id, state="done")
                     log.info("txn=%s recovered as done", txn_id)
                     continue
                 # The step at index `done` may have started: undo it as well.
-                self._undo(txn_id, steps[: done + 1])
+                undo_error = self._undo(txn_id, steps[: done + 1])
+                if undo_error is not None:
+                    self._set(txn_id, state="failed", error=f"recovery undo failed: {undo_error}")
+                    log.error("txn=%s recovery incomplete: %s", txn_id, undo_error)
+                    continue
                 self._set(txn_id, state="rolled_back", error="gfsd stopped during the transaction")
                 log.info("txn=%s rolled back at recovery (done=%d)", txn_id, done)
-        return len(todo)
+        return touched
+
+
+def _lock_key(volume: str | None, txn_id: str) -> str:
+    return volume if volume is not None else f"txn:{txn_id}"
 
 
 def get_transaction(db: Database, txn_id: str) -> Transaction:
