@@ -386,6 +386,13 @@ class Brick:
         with self.dirfd(parent) as pfd:
             return self._entry(pfd, name)
 
+    def _index_stat(self, gfid: bytes) -> os.stat_result:
+        """The GFID's index entry, not followed; ESTALE for a GFID the brick lacks."""
+        try:
+            return os.stat(index_rel(gfid), dir_fd=self.index_fd, follow_symlinks=False)
+        except OSError as e:
+            raise err(errno.ESTALE) from e
+
     def _is_index_dir(self, st: os.stat_result) -> bool:
         # A directory's index entry is a symlink with one link; a user symlink in the
         # index is a hard link, so it has at least two while it has a name.
@@ -395,10 +402,7 @@ class Brick:
         check_gfid(gfid)
         if gfid == ROOT_GFID:
             return self._attr(gfid, os.fstat(self.root_fd))
-        try:
-            st = os.stat(index_rel(gfid), dir_fd=self.index_fd, follow_symlinks=False)
-        except OSError as e:
-            raise err(errno.ESTALE) from e
+        st = self._index_stat(gfid)
         if self._is_index_dir(st):
             with self.dirfd(gfid) as fd:
                 st = os.fstat(fd)
@@ -407,10 +411,7 @@ class Brick:
     def _nondir(self, gfid: bytes) -> tuple[bytes, os.stat_result]:
         """Index path and stat of a non-directory; EISDIR for a directory."""
         rel = index_rel(gfid)
-        try:
-            st = os.stat(rel, dir_fd=self.index_fd, follow_symlinks=False)
-        except OSError as e:
-            raise err(errno.ESTALE) from e
+        st = self._index_stat(gfid)
         if self._is_index_dir(st):
             raise err(errno.EISDIR)
         return rel, st
@@ -797,10 +798,7 @@ class Brick:
         if gfid == ROOT_GFID:
             yield self.root_fd
             return
-        try:
-            st = os.stat(index_rel(gfid), dir_fd=self.index_fd, follow_symlinks=False)
-        except OSError as e:
-            raise err(errno.ESTALE) from e
+        st = self._index_stat(gfid)
         if self._is_index_dir(st):
             with self.dirfd(gfid) as fd:
                 yield fd

@@ -5,7 +5,6 @@ pass (tests call it directly); `start()` runs passes in a thread."""
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
@@ -14,18 +13,18 @@ from sqlalchemy.orm import selectinload
 from gfs_mgmt.peer.brickd import BrickdAdmin, PeerError
 from gfs_mgmt.store.db import Database
 from gfs_mgmt.store.models import Event, Peer, now
+from gfs_mgmt.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-class PeerMonitor:
+class PeerMonitor(Worker):
+    name = "peer-monitor"
+
     def __init__(self, db: Database, interval: float = 5.0, timeout: float = 3.0) -> None:
+        super().__init__(interval)
         self.db = db
-        self.interval = interval
         self.timeout = timeout
-        self.passes = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> dict[str, bool]:
         """Check every peer once; returns {peer name: online}."""
@@ -69,21 +68,4 @@ class PeerMonitor:
                             row.total_bytes, row.free_bytes = r.total_bytes, r.free_bytes
                             row.used_bytes = r.used_bytes
                 seen[p.name] = online
-        self.passes += 1
         return seen
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("peer check failed")
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="peer-monitor", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.interval + self.timeout + 5)

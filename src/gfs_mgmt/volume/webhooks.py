@@ -6,7 +6,6 @@ receiver cannot hold the others back. `run_once()` is one pass."""
 from __future__ import annotations
 
 import logging
-import threading
 
 import httpx
 from sqlalchemy import select
@@ -14,6 +13,7 @@ from sqlalchemy import select
 from gfs.api import models as m
 from gfs_mgmt.store.db import Database
 from gfs_mgmt.store.models import Event, Webhook
+from gfs_mgmt.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +21,14 @@ MAX_ATTEMPTS = 5
 BATCH = 100
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(Worker):
+    name = "webhooks"
+
     def __init__(self, db: Database, interval: float = 2.0, timeout: float = 5.0) -> None:
+        super().__init__(interval)
         self.db = db
-        self.interval = interval
         self.http = httpx.Client(timeout=timeout)
         self._failures: dict[tuple[str, int], int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         """Deliver what is pending; returns the number of deliveries made."""
@@ -63,14 +63,3 @@ class WebhookDispatcher:
                         break
                     h.last_event = e.id
         return sent
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("webhook pass failed")
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="webhooks", daemon=True)
-        self._thread.start()
