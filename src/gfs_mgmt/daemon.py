@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -103,6 +104,15 @@ def main(argv: list[str] | None = None) -> None:
             ns.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
             raise UsageError(f"state dir {ns.state_dir}: {e.strerror}") from e
+        host, port = parse_address(ns.listen)
+        # Bind before anything else so a busy port is one clear line, not a late failure.
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise UsageError(f"cannot listen on {ns.listen}: {e.strerror}") from e
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         url = ns.db or f"sqlite:///{ns.state_dir.resolve() / 'gfsd.db'}"
         db = Database(url)
         token = ensure_token(db, ns.state_dir)
@@ -114,9 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         monitor.start()
         WebhookDispatcher(db).start()
         app = create_app(token, [routes.build(mgr)])
-        host, port = parse_address(ns.listen)
         log.info("serving listen=%s db=%s pid=%d", ns.listen, db.dialect, os.getpid())
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, fd=sock.fileno(), log_level="warning", access_log=False)
     except (UsageError, DatabaseError) as e:
         print(f"gfsd: {e}", file=sys.stderr)
         sys.exit(2)
