@@ -123,3 +123,23 @@ class Client:
 
     def transaction(self, txn_id: str) -> m.Transaction:
         return self._get(m.Transaction, "GET", f"/v1/transactions/{txn_id}")
+
+    def volume_options(self, name: str) -> dict[str, str]:
+        return self._get(dict[str, str], "GET", f"/v1/volumes/{name}/options")
+
+    def volume_set(self, name: str, options: dict[str, str]) -> dict[str, str]:
+        return self._get(
+            dict[str, str], "POST", f"/v1/volumes/{name}/options", m.OptionsSet(options=options)
+        )
+
+    def volume_reset(self, name: str, key: str) -> dict[str, str]:
+        return self._get(dict[str, str], "DELETE", f"/v1/volumes/{name}/options/{key}")
+
+    def volume_expand(self, name: str, size: str) -> m.Volume:
+        return self._get(m.Volume, "POST", f"/v1/volumes/{name}/expand", m.Expand(size=size))
+
+    def templates(self) -> list[m.Template]:
+        return self._get(list[m.Template], "GET", "/v1/templates")
+
+    def template(self, name: str) -> m.Template:
+        return self._get(m.Template, "GET", f"/v1/templates/{name}")
