@@ -119,3 +119,50 @@ def test_backup_servers(vol: tuple[Cluster, m.Volume], tmp_path: Path) -> None:
         timeout=30,
     )
     assert r.returncode == 1 and "cannot reach gfsd" in r.stderr
+
+
+@pytest.fixture
+def mount_helper_installed() -> Iterator[None]:
+    """/sbin/mount.fuse.gfs for mount(8), as `gfs install-mount-helper` makes it."""
+    target = Path("/sbin/mount.fuse.gfs")
+    made = not target.exists()
+    if made:
+        r = subprocess.run(
+            [str(BIN / "gfs"), "install-mount-helper"], capture_output=True, text=True, timeout=30
+        )
+        assert r.returncode == 0, r.stderr
+    try:
+        yield
+    finally:
+        if made:
+            target.unlink()
+
+
+def test_mount_t_fuse_gfs_and_fstab(
+    vol: tuple[Cluster, m.Volume], tmp_path: Path, mount_helper_installed: None
+) -> None:
+    c, _ = vol
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    token = f"token-file={c.gfsd.state / 'admin.token'}"
+    src = f"{c.gfsd.address}:/demo"
+    try:
+        r = subprocess.run(
+            ["mount", "-t", "fuse.gfs", "-o", token, src, str(mp)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        (mp / "via-mount").write_text("1")
+        assert subprocess.run(["umount", str(mp)], timeout=30).returncode == 0
+        # The same through an fstab line, as a user would write it.
+        fstab = tmp_path / "fstab"
+        fstab.write_text(f"{src} {mp} fuse.gfs defaults,_netdev,{token} 0 0\n")
+        r = subprocess.run(
+            ["mount", "-T", str(fstab), str(mp)], capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 0, r.stderr
+        assert (mp / "via-mount").read_text() == "1"
+    finally:
+        subprocess.run(["umount", str(mp)], capture_output=True, timeout=30)
