@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import uuid
 from collections.abc import Iterator
@@ -132,3 +133,54 @@ def test_only_configured_roots(node: tuple[BrickDaemon, Path], tmp_path: Path) -
     wipe = apb.RemoveRequest(root=str(other), name="b", delete_data=True)
     assert n.admin.Remove(wipe, timeout=10).err == errno.EACCES
     assert other.exists()
+
+
+def test_quota_enforced_shown_and_persisted(node: tuple[BrickDaemon, Path]) -> None:
+    d, root = node
+    n = Node(d)
+    MiB = 1 << 20
+    path = n.admin.Provision(apb.ProvisionRequest(root=str(root), name="q"), timeout=10).path
+    assert (
+        n.admin.Serve(apb.ServeRequest(name="q", path=path, quota_bytes=MiB), timeout=10).err == 0
+    )
+
+    def statfs() -> Any:
+        return n.brick.Statfs(pb.StatfsRequest(brick="q"), timeout=10)
+
+    s = statfs()
+    assert s.blocks * s.frsize == MiB and s.bavail * s.frsize == MiB
+    f = n.brick.MakeNode(
+        pb.MakeNodeRequest(
+            brick="q",
+            parent=ROOT,
+            name=b"f",
+            gfid=uuid.uuid4().bytes,
+            kind=pb.NODE_KIND_FILE,
+            mode=0o100644,
+            open=True,
+            flags=os.O_RDWR,
+        ),
+        timeout=10,
+    )
+    w = n.brick.Write(
+        pb.WriteRequest(brick="q", fh=f.fh, offset=0, data=b"x" * (MiB // 2)), timeout=10
+    )
+    assert w.err == 0
+    assert statfs().bavail * s.frsize <= MiB // 2
+    big = n.brick.Write(
+        pb.WriteRequest(brick="q", fh=f.fh, offset=MiB // 2, data=b"y" * MiB), timeout=10
+    )
+    assert big.err == errno.ENOSPC  # never silently past the size
+    assert n.brick.Release(pb.FhRequest(brick="q", fh=f.fh), timeout=10).err == 0
+    assert n.brick.Unlink(pb.NameRequest(brick="q", parent=ROOT, name=b"f"), timeout=10).err == 0
+    assert statfs().bavail * s.frsize == MiB  # freed blocks come back
+    # A larger quota (volume expand) applies to the served brick, and survives a restart.
+    assert (
+        n.admin.Serve(apb.ServeRequest(name="q", path=path, quota_bytes=4 * MiB), timeout=10).err
+        == 0
+    )
+    d.stop(signal.SIGKILL)
+    d.start()
+    n = Node(d)
+    s = statfs()
+    assert s.blocks * s.frsize == 4 * MiB

@@ -166,3 +166,28 @@ def test_mount_t_fuse_gfs_and_fstab(
         assert (mp / "via-mount").read_text() == "1"
     finally:
         subprocess.run(["umount", str(mp)], capture_output=True, timeout=30)
+
+
+def test_size_is_enforced_and_expand_grows_it(
+    vol: tuple[Cluster, m.Volume], tmp_path: Path
+) -> None:
+    c, _ = vol
+    mnt = mount(c, tmp_path).start()
+    MiB = 1 << 20
+    try:
+        s = os.statvfs(mnt.mountpoint)
+        assert s.f_blocks * s.f_frsize == 100 * MiB  # df shows the volume's size
+        chunk = b"z" * MiB
+        with pytest.raises(OSError) as e, open(mnt.mountpoint / "big", "wb") as f:
+            for _ in range(150):
+                f.write(chunk)
+                f.flush()
+        assert e.value.errno == errno.ENOSPC
+        with c.client() as api:
+            api.volume_expand("demo", "300MiB")
+        s = os.statvfs(mnt.mountpoint)
+        assert s.f_blocks * s.f_frsize == 300 * MiB
+        with open(mnt.mountpoint / "big", "ab") as f:
+            f.write(chunk * 20)  # room again
+    finally:
+        mnt.stop()

@@ -68,7 +68,7 @@ class AdminService:
         self.zone = zone
         self.lock = threading.Lock()
         self.node_id = ""
-        self._served: dict[str, str] = {}
+        self._served: dict[str, dict[str, Any]] = {}
         if self.roots:
             self._load_state()
 
@@ -88,13 +88,16 @@ class AdminService:
             self._save_state()
         except (ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"gfs-brickd: {self._state_path()} is damaged: {e}") from e
-        for name, path in served.items():
+        for name, entry in served.items():
             if name in self.bricks.bricks:
                 continue
+            if isinstance(entry, str):  # the first format: the path alone
+                entry = {"path": entry, "quota": 0}
+            path, quota = entry["path"], int(entry.get("quota", 0))
             try:
-                self.bricks.add(Brick(name, Path(path)))
-                self._served[name] = path
-                log.info("serving again brick=%s path=%s", name, path)
+                self.bricks.add(Brick(name, Path(path), quota))
+                self._served[name] = {"path": path, "quota": quota}
+                log.info("serving again brick=%s path=%s quota=%d", name, path, quota)
             except OSError as e:
                 log.error("cannot serve brick=%s path=%s error=%s", name, path, e.strerror)
 
@@ -174,7 +177,7 @@ class AdminService:
     def Remove(self, req: pb.RemoveRequest, ctx: Any) -> pb.AdminReply:
         path = self._root(req.root) / self._name(req.name)
         for name, served in list(self._served.items()):
-            if Path(served) == path:
+            if Path(served["path"]) == path:
                 self._unserve(name)
         if req.delete_data and path.exists():
             shutil.rmtree(path)
@@ -189,15 +192,21 @@ class AdminService:
         path = self._under_root(req.path)
         current = self.bricks.bricks.get(name)
         if current is not None:
-            if current.path == path:
-                return pb.AdminReply()
-            raise _err(errno.EEXIST, f"brick {name} is served from {current.path}")
+            if current.path != path:
+                raise _err(errno.EEXIST, f"brick {name} is served from {current.path}")
+            if current.quota != req.quota_bytes:  # e.g. the volume was expanded
+                current.set_quota(req.quota_bytes)
+                if name in self._served:
+                    self._served[name]["quota"] = req.quota_bytes
+                    self._save_state()
+                log.info("quota brick=%s quota=%d", name, req.quota_bytes)
+            return pb.AdminReply()
         if not path.is_dir():
             raise _err(errno.ENOENT, f"{path} does not exist")
-        self.bricks.add(Brick(name, path))
-        self._served[name] = str(path)
+        self.bricks.add(Brick(name, path, req.quota_bytes))
+        self._served[name] = {"path": str(path), "quota": req.quota_bytes}
         self._save_state()
-        log.info("serving brick=%s path=%s", name, path)
+        log.info("serving brick=%s path=%s quota=%d", name, path, req.quota_bytes)
         return pb.AdminReply()
 
     @admin_rpc(pb.AdminReply)

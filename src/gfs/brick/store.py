@@ -92,9 +92,12 @@ class _DirFd:
 
 
 class Brick:
-    def __init__(self, name: str, path: Path) -> None:
+    def __init__(self, name: str, path: Path, quota: int = 0) -> None:
         self.name = name
         self.path = path
+        self.quota = 0
+        self.used = -1  # bytes allocated under the brick; measured when a quota is first set
+        self._usage_lock = threading.Lock()
         self.root_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         self._ns_lock = threading.RLock()
         self._cache_lock = threading.Lock()
@@ -107,6 +110,7 @@ class Brick:
         self._idle = threading.Condition()
         self._init_layout()
         self.sweep_orphans()
+        self.set_quota(quota)
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -160,6 +164,38 @@ class Brick:
         if dropped:
             log.info("swept orphans brick=%s count=%d", self.name, dropped)
         return dropped
+
+    # -- quota -------------------------------------------------------------------------------
+
+    def set_quota(self, quota: int) -> None:
+        """Limit the bytes allocated under the brick (0: none). Usage is measured once,
+        by a walk, then kept up to date by the operations that allocate or free."""
+        if quota and self.used < 0:
+            self.used = self._measure()
+            log.info("measured brick=%s used=%d quota=%d", self.name, self.used, quota)
+        self.quota = quota
+
+    def _measure(self) -> int:
+        seen: set[int] = set()
+        total = 0
+        for top, dirs, files in os.walk(self.path):
+            if top == str(self.path) and META.decode() in dirs:
+                dirs.remove(META.decode())
+            for f in files:
+                st = os.lstat(os.path.join(top, f))
+                if stat.S_ISREG(st.st_mode) and st.st_ino not in seen:
+                    seen.add(st.st_ino)
+                    total += st.st_blocks * 512
+        return total
+
+    def _room(self, grow: int) -> None:
+        if self.quota and grow > 0 and self.used + grow > self.quota:
+            raise err(errno.ENOSPC)
+
+    def _charge(self, before: os.stat_result, after: os.stat_result) -> None:
+        if self.used >= 0:
+            with self._usage_lock:
+                self.used += (after.st_blocks - before.st_blocks) * 512
 
     @contextmanager
     def in_use(self) -> Iterator[None]:
@@ -229,8 +265,15 @@ class Brick:
             )
 
     def _drop_index(self, gfid: bytes) -> None:
-        with suppress(FileNotFoundError):
-            os.unlink(index_rel(gfid), dir_fd=self.index_fd)
+        rel = index_rel(gfid)
+        try:
+            st = os.stat(rel, dir_fd=self.index_fd, follow_symlinks=False)
+            os.unlink(rel, dir_fd=self.index_fd)
+        except FileNotFoundError:
+            return
+        if stat.S_ISREG(st.st_mode) and st.st_nlink <= 1 and self.used >= 0:
+            with self._usage_lock:  # the last link: its blocks are free now
+                self.used -= st.st_blocks * 512
 
     # -- resolution --------------------------------------------------------------------------
 
@@ -460,7 +503,9 @@ class Brick:
                 if mode is not None:
                     os.fchmod(fd, mode & 0o7777)
                 if size is not None:
+                    before = os.fstat(fd)
                     os.truncate(self._proc(self.index_fd, rel), size)
+                    self._charge(before, os.fstat(fd))
             finally:
                 os.close(fd)
         elif mode is not None:
@@ -486,7 +531,9 @@ class Brick:
         if mode is not None:
             os.fchmod(fd, mode & 0o7777)
         if size is not None:
+            before = os.fstat(fd)
             os.ftruncate(fd, size)
+            self._charge(before, os.fstat(fd))
         if atime_ns is not None or mtime_ns is not None:
             bsys.futimens(fd, atime_ns, mtime_ns)
 
@@ -721,8 +768,16 @@ class Brick:
         h = self.handle(fh)
         if offset < 0:
             raise err(errno.EINVAL)
+        if not self.quota:
+            n = os.write(h.fd, data) if h.append else os.pwrite(h.fd, data, offset)
+            return n, os.fstat(h.fd).st_size
+        before = os.fstat(h.fd)
+        end = (before.st_size if h.append else offset) + len(data)
+        self._room(end - before.st_size)
         n = os.write(h.fd, data) if h.append else os.pwrite(h.fd, data, offset)
-        return n, os.fstat(h.fd).st_size
+        after = os.fstat(h.fd)
+        self._charge(before, after)
+        return n, after.st_size
 
     def flush(self, fh: int) -> None:
         self.handle(fh)
@@ -757,7 +812,12 @@ class Brick:
             raise err(errno.EOPNOTSUPP)
         if offset < 0 or length <= 0:
             raise err(errno.EINVAL)
-        bsys.fallocate(self.handle(fh).fd, mode, offset, length)
+        fd = self.handle(fh).fd
+        before = os.fstat(fd)
+        if not mode & bsys.FALLOC_FL_PUNCH_HOLE:
+            self._room(length)
+        bsys.fallocate(fd, mode, offset, length)
+        self._charge(before, os.fstat(fd))
 
     # -- directories -------------------------------------------------------------------------
 
@@ -788,7 +848,26 @@ class Brick:
             return out, True
 
     def statfs(self) -> os.statvfs_result:
-        return os.fstatvfs(self.root_fd)
+        s = os.fstatvfs(self.root_fd)
+        if not self.quota:
+            return s
+        # With a quota the brick looks like a disk of that size (df shows the volume).
+        total = self.quota // s.f_frsize
+        free = min(max(0, (self.quota - self.used) // s.f_frsize), s.f_bavail)
+        return os.statvfs_result(
+            (
+                s.f_bsize,
+                s.f_frsize,
+                total,
+                free,
+                free,
+                s.f_files,
+                s.f_ffree,
+                s.f_favail,
+                s.f_flag,
+                s.f_namemax,
+            )
+        )
 
     # -- xattrs ------------------------------------------------------------------------------
 

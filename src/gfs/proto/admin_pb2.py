@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gfs/proto/admin.proto\x12\x0cgfs.admin.v1\"\r\n\x0bInfoRequest\"Q\n\x04Root\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x12\n\nfree_bytes\x18\x03 \x01(\x04\x12\x12\n\nused_bytes\x18\x04 \x01(\x04\")\n\x0bServedBrick\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\xa8\x01\n\tInfoReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12!\n\x05roots\x18\x06 \x03(\x0b\x32\x12.gfs.admin.v1.Root\x12)\n\x06\x62ricks\x18\x07 \x03(\x0b\x32\x19.gfs.admin.v1.ServedBrick\".\n\x10ProvisionRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"<\n\x0eProvisionReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"@\n\rRemoveRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65lete_data\x18\x03 \x01(\x08\"*\n\x0cServeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\x1e\n\x0eUnserveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x19\n\nAdminReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x32\xd1\x02\n\x05\x41\x64min\x12:\n\x04Info\x12\x19.gfs.admin.v1.InfoRequest\x1a\x17.gfs.admin.v1.InfoReply\x12I\n\tProvision\x12\x1e.gfs.admin.v1.ProvisionRequest\x1a\x1c.gfs.admin.v1.ProvisionReply\x12?\n\x06Remove\x12\x1b.gfs.admin.v1.RemoveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12=\n\x05Serve\x12\x1a.gfs.admin.v1.ServeRequest\x1a\x18.gfs.admin.v1.AdminReply\x12\x41\n\x07Unserve\x12\x1c.gfs.admin.v1.UnserveRequest\x1a\x18.gfs.admin.v1.AdminReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gfs/proto/admin.proto\x12\x0cgfs.admin.v1\"\r\n\x0bInfoRequest\"Q\n\x04Root\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x12\n\nfree_bytes\x18\x03 \x01(\x04\x12\x12\n\nused_bytes\x18\x04 \x01(\x04\")\n\x0bServedBrick\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\xa8\x01\n\tInfoReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12!\n\x05roots\x18\x06 \x03(\x0b\x32\x12.gfs.admin.v1.Root\x12)\n\x06\x62ricks\x18\x07 \x03(\x0b\x32\x19.gfs.admin.v1.ServedBrick\".\n\x10ProvisionRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"<\n\x0eProvisionReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"@\n\rRemoveRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65lete_data\x18\x03 \x01(\x08\"?\n\x0cServeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x13\n\x0bquota_bytes\x18\x03 \x01(\x04\"\x1e\n\x0eUnserveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x19\n\nAdminReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x32\xd1\x02\n\x05\x41\x64min\x12:\n\x04Info\x12\x19.gfs.admin.v1.InfoRequest\x1a\x17.gfs.admin.v1.InfoReply\x12I\n\tProvision\x12\x1e.gfs.admin.v1.ProvisionRequest\x1a\x1c.gfs.admin.v1.ProvisionReply\x12?\n\x06Remove\x12\x1b.gfs.admin.v1.RemoveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12=\n\x05Serve\x12\x1a.gfs.admin.v1.ServeRequest\x1a\x18.gfs.admin.v1.AdminReply\x12\x41\n\x07Unserve\x12\x1c.gfs.admin.v1.UnserveRequest\x1a\x18.gfs.admin.v1.AdminReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,11 +46,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REMOVEREQUEST']._serialized_start=461
   _globals['_REMOVEREQUEST']._serialized_end=525
   _globals['_SERVEREQUEST']._serialized_start=527
-  _globals['_SERVEREQUEST']._serialized_end=569
-  _globals['_UNSERVEREQUEST']._serialized_start=571
-  _globals['_UNSERVEREQUEST']._serialized_end=601
-  _globals['_ADMINREPLY']._serialized_start=603
-  _globals['_ADMINREPLY']._serialized_end=628
-  _globals['_ADMIN']._serialized_start=631
-  _globals['_ADMIN']._serialized_end=968
+  _globals['_SERVEREQUEST']._serialized_end=590
+  _globals['_UNSERVEREQUEST']._serialized_start=592
+  _globals['_UNSERVEREQUEST']._serialized_end=622
+  _globals['_ADMINREPLY']._serialized_start=624
+  _globals['_ADMINREPLY']._serialized_end=649
+  _globals['_ADMIN']._serialized_start=652
+  _globals['_ADMIN']._serialized_end=989
 # @@protoc_insertion_point(module_scope)

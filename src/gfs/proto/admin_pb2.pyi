@@ -77,12 +77,14 @@ class RemoveRequest(_message.Message):
     def __init__(self, root: _Optional[str] = ..., name: _Optional[str] = ..., delete_data: _Optional[bool] = ...) -> None: ...
 
 class ServeRequest(_message.Message):
-    __slots__ = ("name", "path")
+    __slots__ = ("name", "path", "quota_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     path: str
-    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+    quota_bytes: int
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., quota_bytes: _Optional[int] = ...) -> None: ...
 
 class UnserveRequest(_message.Message):
     __slots__ = ("name",)

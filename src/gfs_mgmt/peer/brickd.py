@@ -72,8 +72,8 @@ class BrickdAdmin:
     def remove(self, root: str, name: str, delete_data: bool) -> None:
         self._call("Remove", apb.RemoveRequest(root=root, name=name, delete_data=delete_data))
 
-    def serve(self, name: str, path: str) -> None:
-        self._call("Serve", apb.ServeRequest(name=name, path=path))
+    def serve(self, name: str, path: str, quota: int = 0) -> None:
+        self._call("Serve", apb.ServeRequest(name=name, path=path, quota_bytes=quota))
 
     def unserve(self, name: str) -> None:
         self._call("Unserve", apb.UnserveRequest(name=name))

@@ -242,6 +242,13 @@ class Manager:
             v.size_bytes = size
             v.version += 1
             self._event(s, "volume_expanded", name, f"size {old} -> {size}")
+        state, served = self._bricks(name)
+        if state == "started":  # serving bricks take the new limit at once
+            try:
+                for params in served:
+                    self._serve(None, params)
+            except PeerError as e:
+                raise _peer_error(e) from e
         return self.volume(name)
 
     def events(self, volume: str | None, limit: int) -> list[m.EventOut]:
@@ -402,6 +409,7 @@ class Manager:
                     "path": b.path,
                     "root": b.root,
                     "folder": b.path.rpartition("/")[2],
+                    "quota": v.size_bytes or 0,
                 }
                 for rs in v.replica_sets
                 for b in rs.bricks
@@ -477,7 +485,7 @@ class Manager:
 
     def _serve(self, _: Any, p: dict[str, Any]) -> None:
         with BrickdAdmin(p["address"]) as a:
-            a.serve(p["name"], p["path"])
+            a.serve(p["name"], p["path"], p.get("quota", 0))
 
     def _unserve(self, _: Any, p: dict[str, Any]) -> None:
         with BrickdAdmin(p["address"]) as a:
