@@ -13,7 +13,7 @@ import pytest
 
 from gfs.api import models as m
 from tests.cluster import Cluster, local_cluster
-from tests.procs import BIN, Mount, free_port
+from tests.procs import BIN, Mount, free_port, wait_for
 
 
 @pytest.fixture
@@ -189,5 +189,21 @@ def test_size_is_enforced_and_expand_grows_it(
         assert s.f_blocks * s.f_frsize == 300 * MiB
         with open(mnt.mountpoint / "big", "ab") as f:
             f.write(chunk * 20)  # room again
+    finally:
+        mnt.stop()
+
+
+@pytest.mark.parametrize(("extra", "expect"), [("", "512"), (",read-ahead=256", "256")])
+def test_volume_client_options_apply(
+    vol: tuple[Cluster, m.Volume], tmp_path: Path, extra: str, expect: str
+) -> None:
+    c, _ = vol
+    with c.client() as api:
+        api.volume_set("demo", {"client.read-ahead-kib": "512"})
+    mnt = mount(c, tmp_path, extra).start()  # the command line wins over the volume
+    try:
+        dev = os.stat(mnt.mountpoint).st_dev
+        knob = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+        wait_for(lambda: knob.read_text().strip() == expect, 10, f"read-ahead {expect}")
     finally:
         mnt.stop()

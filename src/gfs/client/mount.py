@@ -27,7 +27,13 @@ import trio
 from gfs.api.client import ApiError
 from gfs.api.client import Client as ApiClient
 from gfs.client.ops import Operations
-from gfs.client.options import DEFAULT_TOKEN_FILE, MountOptions, UsageError, parse_argv
+from gfs.client.options import (
+    DEFAULT_TOKEN_FILE,
+    MountOptions,
+    UsageError,
+    apply_volume_options,
+    parse_argv,
+)
 from gfs.client.remote import Remote, RemoteError, describe
 from gfs.client.replicated import ReplicatedRemote
 from gfs.tunables import reexec_with_malloc_tunables
@@ -157,6 +163,7 @@ def volume_remote(opts: MountOptions) -> Remote:
         try:
             with ApiClient(server, token, timeout=PING_TIMEOUT * 2) as api:
                 vol = api.volume(opts.volume)
+                values = api.volume_options(opts.volume)
             break
         except ApiError as e:
             if e.code != "unreachable":
@@ -170,6 +177,10 @@ def volume_remote(opts: MountOptions) -> Remote:
         )
     if len(vol.replica_sets) != 1:
         raise MountError(f"volume {opts.volume}: more than one replica set is not supported yet")
+    try:
+        apply_volume_options(opts, values)
+    except UsageError as e:
+        raise MountError(f"volume {opts.volume}: {e}") from e
     members = [Remote(b.address, b.name, opts.rpc_timeout) for b in vol.replica_sets[0].bricks]
     log.info(
         "layout volume=%s bricks=%s",

@@ -69,6 +69,8 @@ class MountOptions:
     volume: str = ""
     token_file: str | None = None
     backup_servers: list[str] = field(default_factory=list)
+    #: Options given on the command line; a volume's own options fill in the rest.
+    explicit: set[str] = field(default_factory=set)
     foreground: bool = False
     attr_timeout: float = 1.0
     entry_timeout: float = 1.0
@@ -134,6 +136,7 @@ def _seconds(key: str, value: str, minimum: float) -> float:
 
 def apply_option(opts: MountOptions, item: str) -> None:
     key, eq, value = item.partition("=")
+    opts.explicit.add(key)
     if item in KERNEL_FLAGS:
         opts.kernel.append(item)
     elif item in IGNORED or item.startswith(IGNORED_PREFIXES):
@@ -227,3 +230,22 @@ def parse_argv(argv: list[str]) -> MountOptions:
             if item:
                 apply_option(opts, item)
     return opts
+
+
+#: Volume option (gfsd) -> the mount option it sets when not given on the command line.
+VOLUME_OPTIONS = {
+    "client.attr-timeout": "attr-timeout",
+    "client.entry-timeout": "entry-timeout",
+    "client.writeback": "writeback",
+    "client.read-ahead-kib": "read-ahead",
+}
+
+
+def apply_volume_options(opts: MountOptions, values: dict[str, str]) -> None:
+    """Take the volume's client options, except those the command line set."""
+    for vkey, mkey in VOLUME_OPTIONS.items():
+        if vkey in values and mkey not in opts.explicit:
+            value = values[vkey]
+            if mkey == "read-ahead":
+                value = str(int(float(value)))
+            apply_option(opts, f"{mkey}={value}")
