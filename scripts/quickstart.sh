@@ -27,6 +27,8 @@ if grep -qs " $dir/mnt fuse.gfs" /proc/mounts; then
   echo "gfs is already mounted at $dir/mnt (stop it with: sudo bash scripts/quickstart.sh --down $dir)"
   exit 0
 fi
+# A cluster left running without its mount: restart it (data stays).
+[ -f "$dir/cluster.json" ] && "$gfs" cluster down --dir "$dir" >/dev/null
 "$gfs" cluster up --dir "$dir" --bricks 3 --port-base "$base"
 export GFS_SERVER=127.0.0.1:$base GFS_TOKEN_FILE=$dir/gfsd/admin.token
 "$gfs" volume info demo >/dev/null 2>&1 || "$gfs" volume create demo --replica 3 --size 1GiB

@@ -1,33 +1,68 @@
-"""The gfs CLI as users run it: real subprocesses against a cluster made by
-`gfs cluster up`, torn down by `gfs cluster down`."""
+"""The `gfs` command line against a real local cluster made by `gfs cluster up`."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.procs import BIN, free_port
+BIN = Path(sys.executable).parent
+GFS = str(BIN / "gfs")
 
 
-def free_base() -> int:
-    for _ in range(50):
-        base = free_port()
-        if base < 60000 and all(_free(base + i) for i in range(1, 5)):
-            return base
-    raise RuntimeError("no run of 5 free ports")
+@dataclass
+class Env:
+    dir: Path
+    home: Path
+    api: str
+    token: str
+    token_file: str
+    daemons: list[dict[str, Any]]
 
 
-def _free(port: int) -> bool:
-    import socket
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GFS, *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        timeout=timeout,
+    )
 
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """No GFS_* settings and a private HOME, so no user config leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GFS_")}
+    env.pop("XDG_CONFIG_HOME", None)
+    env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def one_line_error(r: subprocess.CompletedProcess[str]) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("gfs: error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -35,108 +70,295 @@ def _free(port: int) -> bool:
     return True
 
 
-def gfs(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "gfs"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
+def free_base(count: int) -> int:
+    # Below the kernel's ephemeral range, so that other tests' free_port() cannot collide,
+    # and away from 26000-26300 where developers keep long-running clusters.
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000)
+        if 26000 <= base <= 26300:
+            continue
+        if all(port_free(p) for p in range(base, base + count)):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def kill_leftovers(daemons: list[dict[str, Any]]) -> None:
+    """Last resort after `cluster down`: only the pids this test's cluster recorded."""
+    for d in daemons:
+        if alive(d["pid"]):
+            cmdline = Path(f"/proc/{d['pid']}/cmdline").read_bytes()
+            if d["address"].encode() in cmdline:
+                os.kill(d["pid"], 9)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
-    d = tmp_path_factory.mktemp("cluster")
-    r = gfs(
-        "cluster", "up", "--dir", str(d), "--bricks", "3", "--port-base", str(free_base()), "--json"
-    )
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("cluster")
+    home = tmp_path_factory.mktemp("home")
+    env = clean_env(home)
+    up: subprocess.CompletedProcess[str] | None = None
+    for _ in range(3):  # a port may be taken between the check and the daemons' bind
+        base = free_base(4)
+        up = run("cluster", "up", "--dir", str(root), "--bricks", "3", "--json",
+                 "--port-base", str(base), env=env)  # fmt: skip
+        if up.returncode == 0 or "in use" not in up.stderr:
+            break
+    assert up is not None
+    daemons: list[dict[str, Any]] = []
     try:
-        assert r.returncode == 0, r.stderr
-        info = json.loads(r.stdout)
-        yield d, info
+        assert up.returncode == 0, up.stderr
+        info = json.loads(up.stdout)
+        assert set(info) == {"api", "token", "token_file", "daemons"}
+        daemons = info["daemons"]
+        assert [d["name"] for d in daemons] == ["gfsd", "node0", "node1", "node2"]
+        assert all(alive(d["pid"]) for d in daemons)
+        yield Env(root, home, info["api"], info["token"], info["token_file"], daemons)
     finally:
-        gfs("cluster", "down", "--dir", str(d))
+        down = run("cluster", "down", "--dir", str(root), env=env)
+        kill_leftovers(daemons)
+        assert down.returncode == 0 or not daemons, down.stderr
 
 
-def env_of(info: dict[str, Any]) -> dict[str, str]:
-    return {"GFS_SERVER": info["api"], "GFS_TOKEN_FILE": info["token_file"]}
+def gfs(c: Env, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    settings = {"GFS_SERVER": c.api, "GFS_TOKEN_FILE": c.token_file, **extra}
+    return run(*args, env=clean_env(c.home, **settings))
 
 
-def one_line(r: subprocess.CompletedProcess[str], code: int, text: str) -> None:
-    assert r.returncode == code, r.stdout + r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and text in lines[0] and "Traceback" not in r.stderr, r.stderr
-
-
-def test_cluster_json_and_peers(cluster: tuple[Path, dict[str, Any]]) -> None:
-    d, info = cluster
-    assert [x["name"] for x in info["daemons"]] == ["gfsd", "brickd0", "brickd1", "brickd2"]
-    assert all(Path(f"/proc/{x['pid']}").exists() for x in info["daemons"])
-    r = gfs("peer", "list", "--json", env=env_of(info))
+def test_peer_list_shows_every_node(cluster: Env) -> None:
+    r = gfs(cluster, "peer", "list", "--json")
     assert r.returncode == 0, r.stderr
     peers = json.loads(r.stdout)
-    assert sorted(p["address"] for p in peers) == sorted(x["address"] for x in info["daemons"][1:])
-    one_line(gfs("cluster", "up", "--dir", str(d)), 1, "already running")
+    assert sorted(p["address"] for p in peers) == sorted(d["address"] for d in cluster.daemons[1:])
+    assert all(p["online"] for p in peers)
+    assert sorted(p["zone"] for p in peers) == ["zone0", "zone1", "zone2"]
+    table = gfs(cluster, "peer", "list")
+    assert table.returncode == 0, table.stderr
+    for d in cluster.daemons[1:]:
+        assert d["address"] in table.stdout
 
 
-def test_volume_lifecycle(cluster: tuple[Path, dict[str, Any]]) -> None:
-    _, info = cluster
-    env = env_of(info)
-    r = gfs("volume", "create", "v1", "--replica", "3", "--size", "100MiB", env=env)
+def test_volume_lifecycle(cluster: Env) -> None:
+    r = gfs(cluster, "volume", "create", "life", "--size", "100MiB", "--replica", "3")
     assert r.returncode == 0, r.stderr
-    v = json.loads(gfs("volume", "info", "v1", "--json", env=env).stdout)
-    bricks = [b for rs in v["replica_sets"] for b in rs["bricks"]]
-    assert len(bricks) == 3 and len({b["peer_id"] for b in bricks}) == 3
-    assert all(Path(b["path"]).is_dir() for b in bricks)
-    assert gfs("volume", "start", "v1", env=env).returncode == 0
-    st = json.loads(gfs("volume", "status", "v1", "--json", env=env).stdout)
-    assert [b["online"] for b in st["bricks"]] == [True, True, True]
-    assert gfs("volume", "set", "v1", "client.attr-timeout=4", env=env).returncode == 0
-    got = json.loads(gfs("volume", "get", "v1", "client.attr-timeout", "--json", env=env).stdout)
-    assert got == {"client.attr-timeout": "4.0"}
-    one_line(
-        gfs("volume", "set", "v1", "client.attr-timeout=soon", env=env), 1, "expected a number"
-    )
-    one_line(gfs("volume", "delete", "v1", env=env), 2, "needs --yes")
-    assert gfs("volume", "stop", "v1", env=env).returncode == 0
-    r = gfs("volume", "delete", "v1", "--delete-data", "--yes", env=env)
+    r = gfs(cluster, "volume", "info", "life", "--json")
     assert r.returncode == 0, r.stderr
-    assert not any(Path(b["path"]).exists() for b in bricks)
-    assert json.loads(gfs("volume", "list", "--json", env=env).stdout) == []
+    vol = json.loads(r.stdout)
+    assert vol["name"] == "life" and vol["replica"] == 3
+    assert vol["size_bytes"] == 100 * 1024**2
+    bricks = [b for rs in vol["replica_sets"] for b in rs["bricks"]]
+    assert len(bricks) == 3
+    assert len({b["peer_id"] for b in bricks}) == 3
+    paths = [Path(b["path"]) for b in bricks]
+    for p in paths:
+        assert p.is_dir(), p
+        assert cluster.dir in p.parents
+
+    listing = gfs(cluster, "volume", "list", "--json")
+    assert [v["name"] for v in json.loads(listing.stdout)] == ["life"]
+
+    r = gfs(cluster, "volume", "start", "life")
+    assert r.returncode == 0, r.stderr
+    r = gfs(cluster, "volume", "status", "life", "--json")
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    assert st["state"] == "started"
+    assert len(st["bricks"]) == 3 and all(b["online"] for b in st["bricks"])
+    human = gfs(cluster, "volume", "status", "life")
+    assert human.returncode == 0 and "life" in human.stdout
+
+    r = gfs(cluster, "volume", "set", "life", "client.attr-timeout=4")
+    assert r.returncode == 0, r.stderr
+    got = gfs(cluster, "volume", "get", "life", "client.attr-timeout", "--json")
+    assert json.loads(got.stdout) == {"client.attr-timeout": "4.0"}
+    bad = gfs(cluster, "volume", "set", "life", "client.attr-timeout=soon")
+    assert bad.returncode == 1 and "client.attr-timeout" in one_line_error(bad)
+    r = gfs(cluster, "volume", "reset", "life", "client.attr-timeout")
+    assert r.returncode == 0, r.stderr
+    got = gfs(cluster, "volume", "get", "life", "client.attr-timeout", "--json")
+    assert json.loads(got.stdout) != {"client.attr-timeout": "4.0"}
+    r = gfs(cluster, "volume", "expand", "life", "--size", "200MiB")
+    assert r.returncode == 0, r.stderr
+    grown = json.loads(gfs(cluster, "volume", "info", "life", "--json").stdout)
+    assert grown["size_bytes"] == 200 * 1024**2
+
+    # A started volume cannot go: one clear line, exit 1.
+    busy = gfs(cluster, "volume", "delete", "life", "--yes")
+    assert busy.returncode == 1
+    assert "stop" in one_line_error(busy)
+
+    r = gfs(cluster, "volume", "stop", "life")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(gfs(cluster, "volume", "info", "life", "--json").stdout)
+    assert info["state"] == "stopped"
+    r = gfs(cluster, "volume", "delete", "life", "--yes", "--delete-data")
+    assert r.returncode == 0, r.stderr
+    assert not any(p.exists() for p in paths)
+    gone = gfs(cluster, "volume", "info", "life")
+    assert gone.returncode == 1
 
 
-def test_errors(cluster: tuple[Path, dict[str, Any]]) -> None:
-    _, info = cluster
-    env = env_of(info)
-    one_line(gfs("volume", "info", "nope", env=env), 1, "no volume 'nope'")
-    one_line(gfs("--token", "nope", "volume", "list", env=env), 1, "bearer token")
-    one_line(gfs("volume", "create", "x", "--size", "lots", env=env), 2, "size")
-    one_line(
-        gfs("volume", "create", "x", "--option", "novalue", "--size", "1MiB", env=env),
-        2,
-        "KEY=VALUE",
-    )
-    t0 = time.monotonic()
-    one_line(
-        gfs("--server", f"127.0.0.1:{free_port()}", "volume", "list", env=env),
-        1,
-        "cannot reach gfsd",
-    )
-    assert time.monotonic() - t0 < 30
-    one_line(
-        gfs("volume", "list", env={"GFS_SERVER": info["api"], "GFS_TOKEN_FILE": "/nonexistent"}),
-        1,
-        "cannot read the token",
-    )
+def test_volume_from_explicit_bricks(cluster: Env) -> None:
+    bricks = [
+        f"{d['address']}:{cluster.dir}/{d['name']}/root/explicit" for d in cluster.daemons[1:]
+    ]
+    r = gfs(cluster, "volume", "create", "explicit", "--replica", "3", *bricks)
+    assert r.returncode == 0, r.stderr
+    try:
+        vol = json.loads(gfs(cluster, "volume", "info", "explicit", "--json").stdout)
+        got = sorted(b["path"] for rs in vol["replica_sets"] for b in rs["bricks"])
+        assert got == sorted("/" + b.partition(":/")[2] for b in bricks)
+        assert all(Path(p).is_dir() for p in got)
+        assert vol["size_bytes"] is None
+    finally:
+        gfs(cluster, "volume", "delete", "explicit", "--yes", "--delete-data")
+
+
+def test_unknown_volume(cluster: Env) -> None:
+    r = gfs(cluster, "volume", "info", "no-such-volume")
+    assert r.returncode == 1
+    assert "no-such-volume" in one_line_error(r)
+    assert r.stdout == ""
+
+
+def test_wrong_token(cluster: Env) -> None:
+    r = gfs(cluster, "--token", "nope", "volume", "list")
+    assert r.returncode == 1
+    assert "unauthorized" in one_line_error(r).lower()
+
+
+def test_unreachable_server(cluster: Env) -> None:
+    port = free_base(1)
+    start = time.monotonic()
+    r = gfs(cluster, "--server", f"127.0.0.1:{port}", "peer", "list")
+    assert time.monotonic() - start < 10
+    assert r.returncode == 1
+    assert f"127.0.0.1:{port}" in one_line_error(r)
+
+
+def test_delete_without_yes_is_refused_when_not_interactive(cluster: Env) -> None:
+    r = gfs(cluster, "volume", "create", "keep", "--size", "10MiB")
+    assert r.returncode == 0, r.stderr
+    try:
+        refused = gfs(cluster, "volume", "delete", "keep")
+        assert refused.returncode != 0
+        assert "--yes" in one_line_error(refused)
+        still = gfs(cluster, "volume", "info", "keep", "--json")
+        assert json.loads(still.stdout)["name"] == "keep"
+    finally:
+        gfs(cluster, "volume", "delete", "keep", "--yes", "--delete-data")
+
+
+def test_unreadable_token_file(cluster: Env) -> None:
+    r = gfs(cluster, "volume", "list", GFS_TOKEN_FILE="/nonexistent/token")
+    assert r.returncode == 1
+    assert "/nonexistent/token" in one_line_error(r)
+
+
+def test_templates(cluster: Env) -> None:
+    r = gfs(cluster, "volume", "template", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    names = [t["name"] for t in json.loads(r.stdout)]
+    assert names
+    one = gfs(cluster, "volume", "template", "show", names[0], "--json")
+    assert json.loads(one.stdout)["name"] == names[0]
+    missing = gfs(cluster, "volume", "template", "show", "no-such-template")
+    assert missing.returncode == 1 and "no-such-template" in one_line_error(missing)
 
 
 def test_install_mount_helper(tmp_path: Path) -> None:
     target = tmp_path / "mount.fuse.gfs"
-    r = gfs("install-mount-helper", "--target", str(target))
+    r = run("install-mount-helper", "--target", str(target))
     assert r.returncode == 0, r.stderr
     assert target.resolve() == (BIN / "mount.fuse.gfs").resolve()
-    assert gfs("install-mount-helper", "--target", str(target)).returncode == 0
+    again = run("install-mount-helper", "--target", str(target))
+    assert again.returncode == 0 and "already" in again.stdout
+
+
+def test_bad_size_is_one_line(cluster: Env) -> None:
+    r = gfs(cluster, "volume", "create", "big", "--size", "lots")
+    assert r.returncode == 2
+    assert "size" in one_line_error(r)
+    listing = gfs(cluster, "volume", "list", "--json")
+    assert "big" not in [v["name"] for v in json.loads(listing.stdout)]
+
+
+def test_usage_errors_are_one_line(cluster: Env) -> None:
+    r = gfs(cluster, "volume", "info")
+    assert r.returncode == 2
+    assert "name" in one_line_error(r).lower()
+    r = gfs(cluster, "volume", "create", "v", "--option", "novalue", "--size", "1GiB")
+    assert r.returncode == 2
+    assert "KEY=VALUE" in one_line_error(r)
+
+
+def test_cluster_up_twice_is_refused(cluster: Env) -> None:
+    base = free_base(4)
+    r = run("cluster", "up", "--dir", str(cluster.dir), "--port-base", str(base),
+            env=clean_env(cluster.home))  # fmt: skip
+    assert r.returncode == 1
+    assert "already running" in one_line_error(r)
+    assert all(alive(d["pid"]) for d in cluster.daemons)
+
+
+def test_cluster_up_names_a_taken_port(cluster: Env, tmp_path: Path) -> None:
+    port = int(cluster.api.rpartition(":")[2])
+    r = run("cluster", "up", "--dir", str(tmp_path / "other"), "--port-base", str(port),
+            env=clean_env(cluster.home))  # fmt: skip
+    assert r.returncode == 1
+    assert str(port) in one_line_error(r)
+    assert not (tmp_path / "other" / "cluster.json").exists()
+
+
+def test_config_file_and_precedence(cluster: Env) -> None:
+    cfg = cluster.home / ".config" / "gfs" / "cli.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(f'server = "{cluster.api}"\ntoken_file = "{cluster.token_file}"\n')
+    try:
+        env = clean_env(cluster.home)
+        r = run("peer", "list", "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        assert len(json.loads(r.stdout)) == 3
+        # The environment beats the config file, an option beats the environment.
+        bad = run("peer", "list", env={**env, "GFS_TOKEN": "nope"})
+        assert bad.returncode == 1 and "unauthorized" in one_line_error(bad)
+        good = run("--token", cluster.token, "peer", "list", "--json",
+                   env={**env, "GFS_TOKEN": "nope"})  # fmt: skip
+        assert good.returncode == 0, good.stderr
+        cfg.write_text("srever = 1\n")
+        broken = run("peer", "list", env=env)
+        assert broken.returncode == 2 and "srever" in one_line_error(broken)
+    finally:
+        cfg.unlink()
+
+
+def test_cluster_down_stops_daemons_and_keeps_data(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    root = tmp_path / "c"
+    up = run("cluster", "up", "--dir", str(root), "--bricks", "1", "--json",
+             "--port-base", str(free_base(2)), env=env)  # fmt: skip
+    daemons: list[dict[str, Any]] = []
+    try:
+        assert up.returncode == 0, up.stderr
+        daemons = json.loads(up.stdout)["daemons"]
+        assert len(daemons) == 2
+        down = run("cluster", "down", "--dir", str(root), env=env)
+        assert down.returncode == 0, down.stderr
+        assert not any(alive(d["pid"]) for d in daemons)
+        assert not (root / "cluster.json").exists()
+        assert (root / "gfsd" / "admin.token").exists()
+        again = run("cluster", "down", "--dir", str(root), env=env)
+        assert again.returncode == 1
+        assert "no cluster" in one_line_error(again)
+    finally:
+        if (root / "cluster.json").exists():
+            run("cluster", "down", "--dir", str(root), env=env)
+        kill_leftovers(daemons)
