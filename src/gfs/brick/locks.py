@@ -92,14 +92,3 @@ class LockTable:
             else:
                 self._locks.pop(gfid, None)
             self._cond.notify_all()
-
-    def release_owner(self, owner_prefix: bytes) -> None:
-        """Drop every lock of owners starting with `owner_prefix` (a client that went away)."""
-        with self._cond:
-            for gfid in list(self._locks):
-                kept = [lk for lk in self._locks[gfid] if not lk.owner.startswith(owner_prefix)]
-                if kept:
-                    self._locks[gfid] = kept
-                else:
-                    del self._locks[gfid]
-            self._cond.notify_all()

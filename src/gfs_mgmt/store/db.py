@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -94,10 +94,3 @@ def _engine(url: str) -> Engine:
     if url.startswith("postgresql"):
         return create_engine(url, pool_size=10, max_overflow=70, pool_pre_ping=True)
     raise ArgumentError("use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")
-
-
-def open_db(url: str) -> Database:
-    db = Database(url)
-    with db.engine.connect() as c:
-        c.execute(text("SELECT 1"))
-    return db
