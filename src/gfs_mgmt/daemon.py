@@ -70,6 +70,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="gfsd", description="gfs management daemon")
     ap.add_argument("--listen", default="127.0.0.1:24100", help="HOST:PORT of the REST API")
     ap.add_argument("--state-dir", type=Path, default=Path("/var/lib/gfs"))
+    ap.add_argument(
+        "--advertise",
+        metavar="HOST:PORT",
+        help="REST address bricks use to reach this gfsd (default: --listen)",
+    )
     ap.add_argument("--db", help="database URL (default: sqlite in the state dir)")
     ap.add_argument(
         "--peer-check-interval",
@@ -85,6 +90,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parse_address(ns.listen)
     except ValueError as e:
         raise UsageError(f"--listen: {e}") from e
+    if ns.advertise:
+        try:
+            parse_address(ns.advertise)
+        except ValueError as e:
+            raise UsageError(f"--advertise: {e}") from e
     if not 0.1 <= ns.peer_check_interval <= 3600:
         raise UsageError("--peer-check-interval must be between 0.1 and 3600 seconds")
     return ns
@@ -117,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
         db = Database(url)
         token = ensure_token(db, ns.state_dir)
         mgr = Manager(db)
+        mgr.membership.token = token
+        mgr.membership.advertise = [ns.advertise or ns.listen]
         recovered = mgr.engine.recover()
         if recovered:
             log.info("recovered transactions count=%d", recovered)

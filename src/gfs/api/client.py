@@ -143,3 +143,28 @@ class Client:
 
     def template(self, name: str) -> m.Template:
         return self._get(m.Template, "GET", f"/v1/templates/{name}")
+
+    # -- replication (called by brick daemons and mount clients) -----------------------------
+
+    def _rs(self, name: str, index: int, what: str, body: BaseModel) -> m.ReplicaSet:
+        return self._get(
+            m.ReplicaSet, "POST", f"/v1/volumes/{name}/replica-sets/{index}/{what}", body
+        )
+
+    def replica_shrink(
+        self, name: str, index: int, epoch: int, bricks: list[str], reporter: str
+    ) -> m.ReplicaSet:
+        body = m.ReplicaShrink(epoch=epoch, bricks=bricks, reporter=reporter)
+        return self._rs(name, index, "shrink", body)
+
+    def replica_rejoin(
+        self, name: str, index: int, epoch: int, brick: str, reporter: str
+    ) -> m.ReplicaSet:
+        body = m.ReplicaRejoin(epoch=epoch, brick=brick, reporter=reporter)
+        return self._rs(name, index, "rejoin", body)
+
+    def replica_reconcile(self, name: str, index: int, epoch: int) -> m.ReplicaSet:
+        return self._rs(name, index, "reconcile", m.ReplicaReconcile(epoch=epoch))
+
+    def heal_info(self, name: str) -> m.HealInfo:
+        return self._get(m.HealInfo, "GET", f"/v1/volumes/{name}/heal")

@@ -198,3 +198,49 @@ class WebhookOut(Wire):
     id: str
     url: str
     created: datetime
+
+
+class ReplicaShrink(Wire):
+    """A primary reports members that failed a mutation (compare-and-set on `epoch`)."""
+
+    epoch: int = Field(ge=1)
+    bricks: list[str] = Field(min_length=1, max_length=16)
+    reporter: str = Field(max_length=128)
+
+
+class ReplicaRejoin(Wire):
+    """A primary reports a member healed and identical (compare-and-set on `epoch`)."""
+
+    epoch: int = Field(ge=1)
+    brick: str = Field(max_length=128)
+    reporter: str = Field(max_length=128)
+
+
+class ReplicaReconcile(Wire):
+    """A client that cannot use the primary of `epoch`: gfsd confirms the configuration
+    to the bricks, or promotes an in-sync member when the primary is gone."""
+
+    epoch: int = Field(ge=1)
+
+
+class HealMember(Wire):
+    brick: str
+    address: str
+    path: str
+    state: Literal["in_sync", "out"]
+    primary: bool
+    online: bool
+
+
+class HealSet(Wire):
+    index: int
+    epoch: int
+    primary: str | None
+    in_sync: int
+    min_in_sync: int
+    members: list[HealMember]
+
+
+class HealInfo(Wire):
+    volume: str
+    sets: list[HealSet]

@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 
 from gfs import __version__
+from gfs.brick.replica import Config, Replica
 from gfs.brick.service import BrickService
 from gfs.brick.store import META, NAME_MAX, Brick
 from gfs.proto import admin_pb2 as pb
@@ -95,8 +96,14 @@ class AdminService:
                 entry = {"path": entry, "quota": 0}
             path, quota = entry["path"], int(entry.get("quota", 0))
             try:
-                self.bricks.add(Brick(name, Path(path), quota))
+                brick = Brick(name, Path(path), quota)
+                self.bricks.add(brick)
                 self._served[name] = {"path": path, "quota": quota}
+                if "replica" in entry:
+                    # Not confirmed: gfsd may have moved on while this daemon was down.
+                    cfg = Config.from_json(entry["replica"])
+                    self.bricks.replicas[name] = Replica(brick, cfg, confirmed=False)
+                    self._served[name]["replica"] = entry["replica"]
                 log.info("serving again brick=%s path=%s quota=%d", name, path, quota)
             except OSError as e:
                 log.error("cannot serve brick=%s path=%s error=%s", name, path, e.strerror)
@@ -213,6 +220,46 @@ class AdminService:
     def Unserve(self, req: pb.UnserveRequest, ctx: Any) -> pb.AdminReply:
         self._unserve(req.name)
         return pb.AdminReply()
+
+    @admin_rpc(pb.ConfigureReply)
+    def Configure(self, req: pb.ConfigureRequest, ctx: Any) -> pb.ConfigureReply:
+        brick = self.bricks.bricks.get(req.brick)
+        if brick is None:
+            raise _err(errno.ENODEV, f"brick {req.brick} is not served here")
+        states = {m.brick: m.state for m in req.members}
+        if (
+            req.primary not in states
+            or req.brick not in states
+            or any(st not in ("in_sync", "out") for st in states.values())
+            or not 1 <= req.min_in_sync <= len(states)
+            or not 0 < req.failure_timeout <= 600
+            or req.epoch < 1
+        ):
+            raise _err(errno.EINVAL, f"bad replica configuration for brick {req.brick}")
+        cfg = Config(
+            volume=req.volume,
+            set_index=req.set_index,
+            epoch=req.epoch,
+            primary=req.primary,
+            members={m.brick: [m.address, m.state] for m in req.members},
+            min_in_sync=req.min_in_sync,
+            gfsd=list(req.gfsd),
+            token=req.token,
+            failure_timeout=req.failure_timeout,
+            relaxed_reads=req.relaxed_reads,
+        )
+        rep = self.bricks.replicas.get(req.brick)
+        if rep is None:
+            self.bricks.replicas[req.brick] = Replica(brick, cfg, confirmed=True)
+            log.info("replicated brick=%s epoch=%d primary=%s", req.brick, cfg.epoch, cfg.primary)
+        else:
+            code = rep.configure(cfg)
+            if code:
+                return pb.ConfigureReply(err=code, epoch=rep.cfg.epoch)
+        if req.brick in self._served:
+            self._served[req.brick]["replica"] = cfg.to_json()
+            self._save_state()
+        return pb.ConfigureReply(epoch=cfg.epoch)
 
     def _unserve(self, name: str) -> None:
         if name not in self._served:

@@ -35,6 +35,7 @@ from typing import Any
 import grpc
 
 from gfs.brick.admin import AdminService
+from gfs.brick.heal import HealWorker
 from gfs.brick.service import BrickService, umask_zero
 from gfs.brick.store import Brick
 from gfs.proto import admin_pb2_grpc, brick_pb2_grpc
@@ -204,6 +205,8 @@ def serve(cfg: Config) -> None:
     if port == 0:
         raise ConfigError(f"cannot listen on {cfg.listen} (address in use or not local)")
     server.start()
+    healer = HealWorker(service)
+    healer.start()
     log.info(
         "serving listen=%s bricks=%s roots=%s pid=%d",
         cfg.listen,
@@ -221,6 +224,7 @@ def serve(cfg: Config) -> None:
         signal.signal(s, on_signal)
     while not stop.wait(3600):
         pass
+    healer.stop()
     server.stop(grace=2).wait()
     for b in service.bricks.values():
         b.close()

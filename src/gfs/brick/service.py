@@ -13,7 +13,8 @@ from typing import Any
 import grpc
 
 from gfs import __version__
-from gfs.brick import locks
+from gfs.brick import heal, locks
+from gfs.brick.replica import Replica
 from gfs.brick.store import ROOT_GFID, Attr, Brick
 from gfs.proto import brick_pb2 as pb
 from gfs.rpc.channel import MAX_CHUNK
@@ -50,11 +51,12 @@ def attr_pb(a: Attr) -> pb.Attr:
 
 
 def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
-    """Run a handler against its brick; any OSError becomes `reply(err=errno)`."""
+    """Run a handler against its brick; any OSError becomes `reply(err=errno)`. On a
+    replicated brick the request passes the replication rules first (gfs.brick.replica);
+    `handler.local` applies it here without them (forwards, heal)."""
 
     def wrap(fn: Impl) -> Handler:
-        @functools.wraps(fn)
-        def handler(self: BrickService, req: Any, ctx: grpc.ServicerContext) -> Any:
+        def local(self: BrickService, req: Any, ctx: Any) -> Any:
             brick = self.bricks.get(req.brick)
             if brick is None:
                 return reply(err=errno.ENODEV)
@@ -70,6 +72,14 @@ def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
                 log.exception("op=%s brick=%s failed", fn.__name__, req.brick)
                 return reply(err=errno.EIO)
 
+        @functools.wraps(fn)
+        def handler(self: BrickService, req: Any, ctx: grpc.ServicerContext) -> Any:
+            rep = self.replicas.get(req.brick)
+            if rep is None or fn.__name__ == "Ping":
+                return local(self, req, ctx)
+            return rep.client_call(fn.__name__, req, ctx, lambda r: local(self, r, ctx), reply)
+
+        handler.local = local  # type: ignore[attr-defined]
         return handler
 
     return wrap
@@ -82,6 +92,7 @@ class BrickService:
     def __init__(self, bricks: dict[str, Brick]) -> None:
         self.bricks = dict(bricks)
         self.locks = {name: locks.LockTable() for name in bricks}
+        self.replicas: dict[str, Replica] = {}
 
     def add(self, brick: Brick) -> None:
         self.locks[brick.name] = locks.LockTable()
@@ -90,7 +101,12 @@ class BrickService:
     def remove(self, name: str) -> Brick | None:
         brick = self.bricks.pop(name, None)
         self.locks.pop(name, None)
+        self.replicas.pop(name, None)
         return brick
+
+    def local(self, method: str, req: Any) -> Any:
+        """Apply `req` on this brick, bypassing the replication rules."""
+        return getattr(type(self), method).local(self, req, None)
 
     @rpc(pb.PingReply)
     def Ping(self, b: Brick, req: pb.PingRequest, ctx: Any) -> pb.PingReply:
@@ -273,6 +289,63 @@ class BrickService:
             wait_until = time.monotonic() + max(0.0, (remaining or 30.0) - 0.2)
         table.set(req.gfid, req.owner, req.type, req.start, req.length, req.pid, wait_until)
         return pb.LockReply()
+
+    # -- replication -----------------------------------------------------------------------
+
+    def Forward(self, req: pb.ForwardRequest, ctx: grpc.ServicerContext) -> pb.ForwardReply:
+        rep = self.replicas.get(req.brick)
+        if rep is None:
+            return pb.ForwardReply(err=errno.ENODEV)
+        try:
+            return rep.on_forward(req, self.local)
+        except Exception:
+            log.exception("forward op=%s brick=%s failed", req.method, req.brick)
+            return pb.ForwardReply(err=errno.EIO)
+
+    def _healing(self, req: Any) -> Brick | None:
+        # Heal writes come only from the primary of the member's epoch or a newer one.
+        rep = self.replicas.get(req.brick)
+        if rep is None or req.epoch < rep.cfg.epoch:
+            return None
+        return rep.brick
+
+    def HealEntries(self, req: pb.ReadDirRequest, ctx: Any) -> pb.HealEntriesReply:
+        b = self.bricks.get(req.brick)
+        if b is None:
+            return pb.HealEntriesReply(err=errno.ENODEV)
+        try:
+            return pb.HealEntriesReply(entries=heal.entries(b, req.gfid))
+        except OSError as e:
+            return pb.HealEntriesReply(err=e.errno or errno.EIO)
+
+    def HealPut(self, req: pb.HealPutRequest, ctx: Any) -> pb.EntryReply:
+        b = self._healing(req)
+        if b is None:
+            return pb.EntryReply(err=errno.ESTALE)
+        try:
+            return pb.EntryReply(attr=attr_pb(heal.put(b, req)))
+        except OSError as e:
+            log.info("heal put brick=%s errno=%s", req.brick, e.errno)
+            return pb.EntryReply(err=e.errno or errno.EIO)
+
+    def HealSums(self, req: pb.GfidRequest, ctx: Any) -> pb.HealSumsReply:
+        b = self.bricks.get(req.brick)
+        if b is None:
+            return pb.HealSumsReply(err=errno.ENODEV)
+        try:
+            return pb.HealSumsReply(sums=heal.sums(b, req.gfid))
+        except OSError as e:
+            return pb.HealSumsReply(err=e.errno or errno.EIO)
+
+    def HealRemove(self, req: pb.HealRemoveRequest, ctx: Any) -> pb.Reply:
+        b = self._healing(req)
+        if b is None:
+            return pb.Reply(err=errno.ESTALE)
+        try:
+            heal.remove(b, req.parent, req.name)
+        except OSError as e:
+            return pb.Reply(err=e.errno or errno.EIO)
+        return pb.Reply()
 
 
 def umask_zero() -> None:

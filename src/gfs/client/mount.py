@@ -35,7 +35,7 @@ from gfs.client.options import (
     parse_argv,
 )
 from gfs.client.remote import Remote, RemoteError, describe
-from gfs.client.replicated import ReplicatedRemote
+from gfs.client.replicated import PrimaryRemote
 from gfs.tunables import reexec_with_malloc_tunables
 
 log = logging.getLogger("gfs.mount")
@@ -104,18 +104,18 @@ def setup_logging(opts: MountOptions) -> None:
 
 
 async def _ping(remote: Remote) -> None:
-    """Every brick must answer before we mount: a one-line error names the one that did not."""
-    members = remote.members if isinstance(remote, ReplicatedRemote) else [remote]
-    for m in members:
-        try:
-            with trio.fail_after(PING_TIMEOUT + 1):
-                await m.ping(PING_TIMEOUT)
-        except RemoteError as e:
-            if e.errno == errno.ENODEV:
-                raise MountError(f"no brick named {m.brick!r} at {m.address}") from e
-            raise MountError(f"cannot reach gfs-brickd at {m.address}: {describe(e.errno)}") from e
-        except trio.TooSlowError as e:
-            raise MountError(f"cannot reach gfs-brickd at {m.address}: timed out") from e
+    """The brick (a volume's primary) must answer before we mount: a one-line error
+    names it when it does not."""
+    m = remote
+    try:
+        with trio.fail_after(PING_TIMEOUT + 1):
+            await m.ping(PING_TIMEOUT)
+    except RemoteError as e:
+        if e.errno == errno.ENODEV:
+            raise MountError(f"no brick named {m.brick!r} at {m.address}") from e
+        raise MountError(f"cannot reach gfs-brickd at {m.address}: {describe(e.errno)}") from e
+    except trio.TooSlowError as e:
+        raise MountError(f"cannot reach gfs-brickd at {m.address}: timed out") from e
 
 
 async def _watch_unmount(mountpoint: str, done: trio.CancelScope) -> None:
@@ -181,13 +181,9 @@ def volume_remote(opts: MountOptions) -> Remote:
         apply_volume_options(opts, values)
     except UsageError as e:
         raise MountError(f"volume {opts.volume}: {e}") from e
-    members = [Remote(b.address, b.name, opts.rpc_timeout) for b in vol.replica_sets[0].bricks]
-    log.info(
-        "layout volume=%s bricks=%s",
-        vol.name,
-        ",".join(f"{b.address}/{b.name}" for b in vol.replica_sets[0].bricks),
+    return PrimaryRemote(
+        vol.name, vol.replica_sets[0], [opts.address, *opts.backup_servers], token, opts.rpc_timeout
     )
-    return ReplicatedRemote(members)
 
 
 def run_foreground(opts: MountOptions) -> None:

@@ -36,6 +36,11 @@ class RemoteError(Exception):
         self.errno = code
 
 
+class TransportError(RemoteError):
+    """The RPC itself failed (no reply from the brick): the request may or may not have
+    been applied."""
+
+
 class Remote:
     def __init__(self, address: str, brick: str, timeout: float) -> None:
         self.address = address
@@ -60,7 +65,7 @@ class Remote:
                 e.code() if isinstance(e, grpc.Call) else "?",
                 code,
             )
-            raise RemoteError(code, name) from e
+            raise TransportError(code, name) from e
         if reply.err:
             raise RemoteError(reply.err, name)
         return reply

@@ -1,134 +1,218 @@
-"""A replica set seen as one brick: reads from the first member, every mutation on
-all members in parallel (the client picks GFIDs, so all members name objects
-alike).
+"""A replica set seen as one brick: every request goes to the set's primary, tagged
+with the epoch this client knows and, for mutations, a request id (client id,
+sequence number) that stays the same across retries (docs/replication.md).
 
-This is the interim write-all scheme until the primary/epoch protocol of
-docs/replication.md lands: while every member answers, the copies stay equal;
-when one fails or the members disagree, the operation fails with EIO (logged
-with the details) rather than acknowledging fewer copies. It never hides a
-missing copy, but it offers no failover and does not order concurrent writers
-across members (two mounts appending to one file may interleave differently).
+When the primary answers NOT_PRIMARY (EREMCHG) or cannot be reached, the client
+asks gfsd to reconcile: gfsd confirms the configuration to the bricks or promotes
+an in-sync member, and the client retries on the primary it names until the RPC
+deadline. A handle opened on a primary that is gone is opened again on the new one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import itertools
 import logging
 import os
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 
-from gfs.client.remote import Remote, RemoteError
+from gfs.api import models as m
+from gfs.api.client import ApiError
+from gfs.api.client import Client as ApiClient
+from gfs.client.remote import Remote, RemoteError, TransportError
 from gfs.proto import brick_pb2 as pb
+from gfs.rpc.bridge import METADATA
+from gfs.rpc.channel import MAX_CHUNK
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+NOT_PRIMARY = errno.EREMCHG
+REOPEN_DROP = os.O_CREAT | os.O_EXCL | os.O_TRUNC
 
 
-class ReplicatedRemote(Remote):
-    def __init__(self, members: list[Remote]) -> None:
-        if not members:
-            raise ValueError("a replica set needs at least one member")
-        self.members = members
-        self.address = members[0].address
-        self.brick = ",".join(m.brick for m in members)
-        self.timeout = members[0].timeout
-        self._fhs: dict[int, list[int]] = {}
-        self._next = itertools.count(1)
+@dataclass
+class _Fh:
+    gfid: bytes
+    flags: int
+    brick: str  # the primary that holds `fh`
+    fh: int
+
+
+class PrimaryRemote(Remote):
+    def __init__(
+        self,
+        volume: str,
+        rs: m.ReplicaSet,
+        servers: list[str],
+        token: str,
+        timeout: float,
+    ) -> None:
+        self.volume = volume
+        self.index = rs.index
+        self.servers = servers
+        self.token = token
+        self.timeout = timeout
+        self.client_id = uuid.uuid4().hex[:16]
+        self._seq = itertools.count(1)
+        self._remotes: dict[str, Remote] = {}
+        self._fhs: dict[int, _Fh] = {}
+        self._next_fh = itertools.count(1)
+        self._recovering = trio.Lock()
+        self._apply(rs)
+
+    def _apply(self, rs: m.ReplicaSet) -> None:
+        for b in rs.bricks:
+            if b.name not in self._remotes:
+                self._remotes[b.name] = Remote(b.address, b.name, self.timeout)
+        primary = next((b for b in rs.bricks if b.id == rs.primary), rs.bricks[0])
+        self.epoch = rs.epoch
+        self.primary = self._remotes[primary.name]
+        self.address, self.brick = self.primary.address, primary.name
+        log.info(
+            "layout volume=%s set=%d epoch=%d primary=%s in_sync=%s",
+            self.volume,
+            self.index,
+            rs.epoch,
+            primary.name,
+            ",".join(b.name for b in rs.bricks if b.in_sync),
+        )
+
+    @property
+    def members(self) -> list[Remote]:
+        return list(self._remotes.values())
 
     def close(self) -> None:
-        for m in self.members:
-            m.close()
+        for r in self._remotes.values():
+            r.close()
 
-    async def _all(self, op: str, call: Callable[[Remote, int], Awaitable[T]], fh: int = 0) -> T:
-        """Run `call` on every member (with `fh`: every member that has that handle open);
-        the first member's result when all agree."""
-        members = list(enumerate(self.members))
-        if fh:
-            fhs = self._fhs.get(fh)
-            if fhs is None:
-                raise RemoteError(errno.EBADF, op)
-            members = [(i, m) for i, m in members if fhs[i]]
-        results: list[Any] = [None] * len(members)
+    # -- retries -----------------------------------------------------------------------------
 
-        async def one(k: int, i: int, m: Remote) -> None:
+    def _reqid(self) -> str:
+        return f"{self.client_id}:{next(self._seq)}"
+
+    def _reconcile(self, epoch: int) -> m.ReplicaSet:
+        last: ApiError | None = None
+        for server in self.servers:
             try:
-                results[k] = ("ok", await call(m, i))
+                with ApiClient(server, self.token, timeout=10) as api:
+                    return api.replica_reconcile(self.volume, self.index, epoch)
+            except ApiError as e:
+                last = e
+                if e.code != "unreachable":
+                    break
+        assert last is not None
+        raise last
+
+    async def _recover(self, epoch: int) -> None:
+        async with self._recovering:
+            if self.epoch != epoch:
+                return  # another task already moved on
+            try:
+                rs = await trio.to_thread.run_sync(self._reconcile, epoch)
+            except ApiError as e:
+                log.warning("reconcile failed volume=%s epoch=%d error=%s", self.volume, epoch, e)
+                await trio.sleep(0.5)  # back off: gfsd or every member is away
+                return
+            if rs.epoch == epoch:
+                await trio.sleep(0.05)  # confirmed as is: give the brick a moment
+            self._apply(rs)
+
+    async def _run(self, op: str, fn: Callable[[Remote], Awaitable[T]], mutation: bool) -> T:
+        tags: tuple[tuple[str, str], ...] = (("gfs-req", self._reqid()),) if mutation else ()
+        deadline = trio.current_time() + self.timeout
+        while True:
+            epoch, primary = self.epoch, self.primary
+            token = METADATA.set((("gfs-epoch", str(epoch)), *tags))
+            try:
+                return await fn(primary)
             except RemoteError as e:
-                results[k] = ("err", e.errno)
+                retry = e.errno == NOT_PRIMARY or (
+                    isinstance(e, TransportError) and e.errno != errno.EINTR
+                )
+                if not retry:
+                    raise
+                if trio.current_time() >= deadline:
+                    log.error("op=%s gave up volume=%s errno=%d", op, self.volume, e.errno)
+                    raise RemoteError(errno.EIO, op) from e
+                log.info("op=%s retry volume=%s epoch=%d errno=%d", op, self.volume, epoch, e.errno)
+                await self._recover(epoch)
+            finally:
+                METADATA.reset(token)
 
-        async with trio.open_nursery() as n:
-            for k, (i, m) in enumerate(members):
-                n.start_soon(one, k, i, m)
-        errs = {r[1] for r in results if r[0] == "err"}
-        if not errs:
-            return results[0][1]  # type: ignore[no-any-return]
-        if len(errs) == 1 and all(r[0] == "err" for r in results):
-            raise RemoteError(errs.pop(), op)  # every copy refused alike: a normal error
-        log.error(
-            "replicas disagree op=%s results=%s",
-            op,
-            ",".join(
-                f"{m.address}/{m.brick}={r[0]}:{r[1] if r[0] == 'err' else ''}"
-                for (_, m), r in zip(members, results, strict=True)
-            ),
-        )
-        raise RemoteError(errno.EIO, op)
+    def _new_fh(self, gfid: bytes, flags: int, brick: str, fh: int) -> int:
+        n = next(self._next_fh)
+        self._fhs[n] = _Fh(gfid, flags, brick, fh)
+        return n
 
-    def _member_fh(self, fh: int, i: int) -> int:
-        fhs = self._fhs.get(fh)
-        if fhs is None:
+    def _info(self, fh: int) -> _Fh:
+        info = self._fhs.get(fh)
+        if info is None:
             raise RemoteError(errno.EBADF, "fh")
-        return fhs[i]
+        return info
 
-    def _new_fh(self, fhs: list[int]) -> int:
-        fh = next(self._next)
-        self._fhs[fh] = fhs
-        return fh
+    async def _on_fh(
+        self, op: str, fh: int, call: Callable[[Remote, int], Awaitable[T]], mutation: bool
+    ) -> T:
+        info = self._info(fh)
 
-    # -- reads: the first member -------------------------------------------------------------
+        async def fn(p: Remote) -> T:
+            if info.brick != p.brick:  # the primary changed: open the file there again
+                token = METADATA.set((("gfs-epoch", str(self.epoch)), ("gfs-req", self._reqid())))
+                try:
+                    info.fh, _ = await p.open(info.gfid, info.flags & ~REOPEN_DROP)
+                finally:
+                    METADATA.reset(token)
+                info.brick = p.brick
+            return await call(p, info.fh)
+
+        return await self._run(op, fn, mutation)
+
+    # -- reads -------------------------------------------------------------------------------
 
     async def ping(self, timeout: float) -> pb.PingReply:
-        return await self._all("Ping", lambda m, i: m.ping(timeout))
+        return await self._run("Ping", lambda p: p.ping(timeout), False)
 
     async def lookup(self, parent: bytes, name: bytes) -> pb.Attr:
-        return await self.members[0].lookup(parent, name)
+        return await self._run("Lookup", lambda p: p.lookup(parent, name), False)
 
     async def getattr(self, gfid: bytes) -> pb.Attr:
-        return await self.members[0].getattr(gfid)
+        return await self._run("GetAttr", lambda p: p.getattr(gfid), False)
 
     async def readlink(self, gfid: bytes) -> bytes:
-        return await self.members[0].readlink(gfid)
+        return await self._run("ReadLink", lambda p: p.readlink(gfid), False)
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
-        return await self.members[0].read(self._member_fh(fh, 0), offset, size)
+        return await self._on_fh("Read", fh, lambda p, f: p.read(f, offset, size), False)
 
     async def readdir(
         self, gfid: bytes, offset: int, max_entries: int
     ) -> tuple[list[pb.DirEntry], bool]:
-        return await self.members[0].readdir(gfid, offset, max_entries)
+        return await self._run("ReadDir", lambda p: p.readdir(gfid, offset, max_entries), False)
 
     async def statfs(self) -> pb.StatfsReply:
-        return await self.members[0].statfs()
+        return await self._run("Statfs", lambda p: p.statfs(), False)
 
     async def getxattr(self, gfid: bytes, name: bytes) -> bytes:
-        return await self.members[0].getxattr(gfid, name)
+        return await self._run("GetXattr", lambda p: p.getxattr(gfid, name), False)
 
     async def listxattr(self, gfid: bytes) -> list[bytes]:
-        return await self.members[0].listxattr(gfid)
+        return await self._run("ListXattr", lambda p: p.listxattr(gfid), False)
 
-    # -- mutations: every member -------------------------------------------------------------
+    async def flush(self, fh: int) -> None:
+        await self._on_fh("Flush", fh, lambda p, f: p.flush(f), False)
+
+    # -- mutations ---------------------------------------------------------------------------
 
     async def setattr(self, gfid: bytes, fh: int, **fields: int) -> pb.Attr:
-        return await self._all(
-            "SetAttr",
-            lambda m, i: m.setattr(gfid, self._member_fh(fh, i) if fh else 0, **fields),
-        )
+        if fh:
+            return await self._on_fh("SetAttr", fh, lambda p, f: p.setattr(gfid, f, **fields), True)
+        return await self._run("SetAttr", lambda p: p.setattr(gfid, 0, **fields), True)
 
     async def make_node(
         self,
@@ -144,92 +228,75 @@ class ReplicatedRemote(Remote):
         target: bytes = b"",
         open_flags: int | None = None,
     ) -> tuple[pb.Attr, int]:
-        fhs: list[int] = [0] * len(self.members)
+        async def fn(p: Remote) -> tuple[pb.Attr, int, str]:
+            attr, fh = await p.make_node(
+                parent, name, gfid, kind, mode, uid, gid,
+                rdev=rdev, target=target, open_flags=open_flags,
+            )  # fmt: skip
+            return attr, fh, p.brick
 
-        async def make(m: Remote, i: int) -> pb.Attr:
-            attr, fh = await m.make_node(
-                parent,
-                name,
-                gfid,
-                kind,
-                mode,
-                uid,
-                gid,
-                rdev=rdev,
-                target=target,
-                open_flags=open_flags,
-            )
-            fhs[i] = fh
-            return attr
-
-        try:
-            attr = await self._all("MakeNode", make)
-        except RemoteError:
-            await self._release_partial(fhs)
-            raise
-        return attr, (self._new_fh(fhs) if open_flags is not None else 0)
-
-    async def _release_partial(self, fhs: list[int]) -> None:
-        for m, fh in zip(self.members, fhs, strict=True):
-            if fh:
-                with contextlib.suppress(RemoteError):
-                    await m.release(fh)
+        attr, fh, brick = await self._run("MakeNode", fn, True)
+        if open_flags is None:
+            return attr, 0
+        return attr, self._new_fh(gfid, open_flags, brick, fh)
 
     async def open(self, gfid: bytes, flags: int) -> tuple[int, pb.Attr]:
-        fhs: list[int] = [0] * len(self.members)
-        if flags & os.O_ACCMODE == os.O_RDONLY and not flags & os.O_TRUNC:
-            # A read-only handle only ever reads: the first member serves it alone, so
-            # reads go on while another member is down.
-            fhs[0], attr = await self.members[0].open(gfid, flags)
-            return self._new_fh(fhs), attr
+        async def fn(p: Remote) -> tuple[int, pb.Attr, str]:
+            fh, attr = await p.open(gfid, flags)
+            return fh, attr, p.brick
 
-        async def op(m: Remote, i: int) -> pb.Attr:
-            fhs[i], attr = await m.open(gfid, flags)
-            return attr
-
-        try:
-            attr = await self._all("Open", op)
-        except RemoteError:
-            await self._release_partial(fhs)
-            raise
-        return self._new_fh(fhs), attr
+        writes = bool(flags & (os.O_ACCMODE | os.O_TRUNC))
+        fh, attr, brick = await self._run("Open", fn, writes)
+        return self._new_fh(gfid, flags, brick, fh), attr
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
-        return await self._all(
-            "Write", lambda m, i: m.write(self._member_fh(fh, i), offset, data), fh
-        )
+        done = 0
+        while done < len(data):
+            chunk, at = data[done : done + MAX_CHUNK], offset + done
 
-    async def flush(self, fh: int) -> None:
-        await self._all("Flush", lambda m, i: m.flush(self._member_fh(fh, i)), fh)
+            async def one(p: Remote, f: int, c: bytes = chunk, o: int = at) -> int:
+                return await p.write(f, o, c)
+
+            n = await self._on_fh("Write", fh, one, True)
+            done += n
+            if n < len(chunk):
+                break
+        return done
 
     async def release(self, fh: int) -> None:
+        info = self._fhs.pop(fh, None)
+        if info is None:
+            raise RemoteError(errno.EBADF, "Release")
+        if info.brick != self.primary.brick:
+            return  # the handle went with the primary that held it
+        self._fhs[fh] = info
         try:
-            await self._all("Release", lambda m, i: m.release(self._member_fh(fh, i)), fh)
+            await self._on_fh("Release", fh, lambda p, f: p.release(f), True)
         finally:
             self._fhs.pop(fh, None)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
-        await self._all("Fsync", lambda m, i: m.fsync(self._member_fh(fh, i), datasync), fh)
+        await self._on_fh("Fsync", fh, lambda p, f: p.fsync(f, datasync), True)
 
     async def fsyncdir(self, gfid: bytes, datasync: bool) -> None:
-        await self._all("FsyncDir", lambda m, i: m.fsyncdir(gfid, datasync))
+        await self._run("FsyncDir", lambda p: p.fsyncdir(gfid, datasync), True)
 
     async def unlink(self, parent: bytes, name: bytes) -> None:
-        await self._all("Unlink", lambda m, i: m.unlink(parent, name))
+        await self._run("Unlink", lambda p: p.unlink(parent, name), True)
 
     async def rmdir(self, parent: bytes, name: bytes) -> None:
-        await self._all("Rmdir", lambda m, i: m.rmdir(parent, name))
+        await self._run("Rmdir", lambda p: p.rmdir(parent, name), True)
 
     async def rename(
         self, old_parent: bytes, old: bytes, new_parent: bytes, new: bytes, flags: int
     ) -> None:
-        await self._all("Rename", lambda m, i: m.rename(old_parent, old, new_parent, new, flags))
+        await self._run("Rename", lambda p: p.rename(old_parent, old, new_parent, new, flags), True)
 
     async def link(self, gfid: bytes, new_parent: bytes, new_name: bytes) -> pb.Attr:
-        return await self._all("Link", lambda m, i: m.link(gfid, new_parent, new_name))
+        return await self._run("Link", lambda p: p.link(gfid, new_parent, new_name), True)
 
     async def setxattr(self, gfid: bytes, name: bytes, value: bytes) -> None:
-        await self._all("SetXattr", lambda m, i: m.setxattr(gfid, name, value))
+        await self._run("SetXattr", lambda p: p.setxattr(gfid, name, value), True)
 
     async def removexattr(self, gfid: bytes, name: bytes) -> None:
-        await self._all("RemoveXattr", lambda m, i: m.removexattr(gfid, name))
+        await self._run("RemoveXattr", lambda p: p.removexattr(gfid, name), True)

@@ -97,3 +97,47 @@ class AdminReply(_message.Message):
     ERR_FIELD_NUMBER: _ClassVar[int]
     err: int
     def __init__(self, err: _Optional[int] = ...) -> None: ...
+
+class Member(_message.Message):
+    __slots__ = ("brick", "address", "state")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    address: str
+    state: str
+    def __init__(self, brick: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+
+class ConfigureRequest(_message.Message):
+    __slots__ = ("brick", "volume", "set_index", "epoch", "primary", "members", "min_in_sync", "gfsd", "token", "failure_timeout", "relaxed_reads")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    SET_INDEX_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MIN_IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    GFSD_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    RELAXED_READS_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    volume: str
+    set_index: int
+    epoch: int
+    primary: str
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    min_in_sync: int
+    gfsd: _containers.RepeatedScalarFieldContainer[str]
+    token: str
+    failure_timeout: float
+    relaxed_reads: bool
+    def __init__(self, brick: _Optional[str] = ..., volume: _Optional[str] = ..., set_index: _Optional[int] = ..., epoch: _Optional[int] = ..., primary: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., min_in_sync: _Optional[int] = ..., gfsd: _Optional[_Iterable[str]] = ..., token: _Optional[str] = ..., failure_timeout: _Optional[float] = ..., relaxed_reads: _Optional[bool] = ...) -> None: ...
+
+class ConfigureReply(_message.Message):
+    __slots__ = ("err", "epoch")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    epoch: int
+    def __init__(self, err: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...

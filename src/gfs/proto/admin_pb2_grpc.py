@@ -59,6 +59,11 @@ class AdminStub:
                 request_serializer=gfs_dot_proto_dot_admin__pb2.UnserveRequest.SerializeToString,
                 response_deserializer=gfs_dot_proto_dot_admin__pb2.AdminReply.FromString,
                 _registered_method=True)
+        self.Configure = channel.unary_unary(
+                '/gfs.admin.v1.Admin/Configure',
+                request_serializer=gfs_dot_proto_dot_admin__pb2.ConfigureRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_admin__pb2.ConfigureReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -94,6 +99,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Configure(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +132,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Unserve,
                     request_deserializer=gfs_dot_proto_dot_admin__pb2.UnserveRequest.FromString,
                     response_serializer=gfs_dot_proto_dot_admin__pb2.AdminReply.SerializeToString,
+            ),
+            'Configure': grpc.unary_unary_rpc_method_handler(
+                    servicer.Configure,
+                    request_deserializer=gfs_dot_proto_dot_admin__pb2.ConfigureRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_admin__pb2.ConfigureReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +274,33 @@ class Admin:
             '/gfs.admin.v1.Admin/Unserve',
             gfs_dot_proto_dot_admin__pb2.UnserveRequest.SerializeToString,
             gfs_dot_proto_dot_admin__pb2.AdminReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Configure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.admin.v1.Admin/Configure',
+            gfs_dot_proto_dot_admin__pb2.ConfigureRequest.SerializeToString,
+            gfs_dot_proto_dot_admin__pb2.ConfigureReply.FromString,
             options,
             channel_credentials,
             insecure,

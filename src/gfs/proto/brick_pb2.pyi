@@ -450,3 +450,89 @@ class LockReply(_message.Message):
     length: int
     pid: int
     def __init__(self, err: _Optional[int] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class ForwardRequest(_message.Message):
+    __slots__ = ("brick", "epoch", "req", "method", "payload", "session", "fh", "gfid")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    REQ_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    epoch: int
+    req: str
+    method: str
+    payload: bytes
+    session: str
+    fh: int
+    gfid: bytes
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., req: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., session: _Optional[str] = ..., fh: _Optional[int] = ..., gfid: _Optional[bytes] = ...) -> None: ...
+
+class ForwardReply(_message.Message):
+    __slots__ = ("err", "reply", "epoch")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    reply: bytes
+    epoch: int
+    def __init__(self, err: _Optional[int] = ..., reply: _Optional[bytes] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class HealEntriesReply(_message.Message):
+    __slots__ = ("err", "entries")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    entries: _containers.RepeatedCompositeFieldContainer[DirEntry]
+    def __init__(self, err: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[DirEntry, _Mapping]]] = ...) -> None: ...
+
+class HealPutRequest(_message.Message):
+    __slots__ = ("brick", "epoch", "parent", "name", "attr", "target", "set_data", "offset", "data", "xattr_names", "xattr_values", "finish")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ATTR_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    SET_DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    XATTR_NAMES_FIELD_NUMBER: _ClassVar[int]
+    XATTR_VALUES_FIELD_NUMBER: _ClassVar[int]
+    FINISH_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    epoch: int
+    parent: bytes
+    name: bytes
+    attr: Attr
+    target: bytes
+    set_data: bool
+    offset: int
+    data: bytes
+    xattr_names: _containers.RepeatedScalarFieldContainer[bytes]
+    xattr_values: _containers.RepeatedScalarFieldContainer[bytes]
+    finish: bool
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ..., target: _Optional[bytes] = ..., set_data: _Optional[bool] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., xattr_names: _Optional[_Iterable[bytes]] = ..., xattr_values: _Optional[_Iterable[bytes]] = ..., finish: _Optional[bool] = ...) -> None: ...
+
+class HealSumsReply(_message.Message):
+    __slots__ = ("err", "sums")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    SUMS_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    sums: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, err: _Optional[int] = ..., sums: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class HealRemoveRequest(_message.Message):
+    __slots__ = ("brick", "epoch", "parent", "name")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    epoch: int
+    parent: bytes
+    name: bytes
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ...) -> None: ...

@@ -159,6 +159,31 @@ class BrickStub:
                 request_serializer=gfs_dot_proto_dot_brick__pb2.LockRequest.SerializeToString,
                 response_deserializer=gfs_dot_proto_dot_brick__pb2.LockReply.FromString,
                 _registered_method=True)
+        self.Forward = channel.unary_unary(
+                '/gfs.brick.v1.Brick/Forward',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.ForwardRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.ForwardReply.FromString,
+                _registered_method=True)
+        self.HealEntries = channel.unary_unary(
+                '/gfs.brick.v1.Brick/HealEntries',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.ReadDirRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.HealEntriesReply.FromString,
+                _registered_method=True)
+        self.HealPut = channel.unary_unary(
+                '/gfs.brick.v1.Brick/HealPut',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.HealPutRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.EntryReply.FromString,
+                _registered_method=True)
+        self.HealRemove = channel.unary_unary(
+                '/gfs.brick.v1.Brick/HealRemove',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.HealRemoveRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.Reply.FromString,
+                _registered_method=True)
+        self.HealSums = channel.unary_unary(
+                '/gfs.brick.v1.Brick/HealSums',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.GfidRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.HealSumsReply.FromString,
+                _registered_method=True)
 
 
 class BrickServicer:
@@ -314,6 +339,36 @@ class BrickServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forward(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HealEntries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HealPut(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HealRemove(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HealSums(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BrickServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -441,6 +496,31 @@ def add_BrickServicer_to_server(servicer, server):
                     servicer.Lock,
                     request_deserializer=gfs_dot_proto_dot_brick__pb2.LockRequest.FromString,
                     response_serializer=gfs_dot_proto_dot_brick__pb2.LockReply.SerializeToString,
+            ),
+            'Forward': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forward,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.ForwardRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.ForwardReply.SerializeToString,
+            ),
+            'HealEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.HealEntries,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.ReadDirRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.HealEntriesReply.SerializeToString,
+            ),
+            'HealPut': grpc.unary_unary_rpc_method_handler(
+                    servicer.HealPut,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.HealPutRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.EntryReply.SerializeToString,
+            ),
+            'HealRemove': grpc.unary_unary_rpc_method_handler(
+                    servicer.HealRemove,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.HealRemoveRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.Reply.SerializeToString,
+            ),
+            'HealSums': grpc.unary_unary_rpc_method_handler(
+                    servicer.HealSums,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.GfidRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.HealSumsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1118,6 +1198,141 @@ class Brick:
             '/gfs.brick.v1.Brick/Lock',
             gfs_dot_proto_dot_brick__pb2.LockRequest.SerializeToString,
             gfs_dot_proto_dot_brick__pb2.LockReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/Forward',
+            gfs_dot_proto_dot_brick__pb2.ForwardRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.ForwardReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HealEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/HealEntries',
+            gfs_dot_proto_dot_brick__pb2.ReadDirRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.HealEntriesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HealPut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/HealPut',
+            gfs_dot_proto_dot_brick__pb2.HealPutRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.EntryReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HealRemove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/HealRemove',
+            gfs_dot_proto_dot_brick__pb2.HealRemoveRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.Reply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HealSums(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/HealSums',
+            gfs_dot_proto_dot_brick__pb2.GfidRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.HealSumsReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ held per call, and cancelling the trio task cancels the RPC.
 from __future__ import annotations
 
 import contextlib
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -15,16 +16,22 @@ import trio
 
 R = TypeVar("R")
 
+#: gRPC metadata sent with every call made from this task (replication tags: epoch,
+#: request id); a context variable so concurrent trio tasks never see each other's.
+METADATA: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("gfs_rpc_metadata", default=())
+
 
 class UnaryMethod(Protocol):
-    def future(self, request: Any, timeout: float | None = ...) -> grpc.Future: ...
+    def future(
+        self, request: Any, timeout: float | None = ..., metadata: Any = ...
+    ) -> grpc.Future: ...
 
 
 async def call(method: UnaryMethod, request: Any, timeout: float) -> Any:
     """Run `method(request)` with a deadline; raises grpc.RpcError on transport failure."""
     token = trio.lowlevel.current_trio_token()
     done = trio.Event()
-    fut = method.future(request, timeout=timeout)
+    fut = method.future(request, timeout=timeout, metadata=METADATA.get() or None)
 
     def wake(_: grpc.Future) -> None:
         with contextlib.suppress(trio.RunFinishedError):

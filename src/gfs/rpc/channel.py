@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import grpc
 
 #: Largest data chunk a Read/Write carries (DESIGN: chunks <= 1 MiB).
@@ -39,3 +41,17 @@ def parse_address(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{text!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
+
+
+_shared: dict[str, grpc.Channel] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_channel(address: str) -> grpc.Channel:
+    """One long-lived channel per address for daemons that call many peers: a channel
+    per call costs a TCP and HTTP/2 handshake each time."""
+    with _shared_lock:
+        ch = _shared.get(address)
+        if ch is None:
+            ch = _shared[address] = insecure_channel(address)
+        return ch

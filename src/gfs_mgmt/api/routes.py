@@ -62,6 +62,34 @@ def build(mgr: Manager) -> APIRouter:
         mgr.volume_delete(name, delete_data)
         return Response(status_code=204)
 
+    @r.post(
+        "/volumes/{name}/replica-sets/{index}/shrink",
+        response_model=m.ReplicaSet,
+        tags=["replication"],
+    )
+    def replica_shrink(name: str, index: int, body: m.ReplicaShrink) -> m.ReplicaSet:
+        return mgr.membership.shrink(name, index, body)
+
+    @r.post(
+        "/volumes/{name}/replica-sets/{index}/rejoin",
+        response_model=m.ReplicaSet,
+        tags=["replication"],
+    )
+    def replica_rejoin(name: str, index: int, body: m.ReplicaRejoin) -> m.ReplicaSet:
+        return mgr.membership.rejoin(name, index, body)
+
+    @r.post(
+        "/volumes/{name}/replica-sets/{index}/reconcile",
+        response_model=m.ReplicaSet,
+        tags=["replication"],
+    )
+    def replica_reconcile(name: str, index: int, body: m.ReplicaReconcile) -> m.ReplicaSet:
+        return mgr.membership.reconcile(name, index, body)
+
+    @r.get("/volumes/{name}/heal", response_model=m.HealInfo, tags=["replication"])
+    def heal_info(name: str) -> m.HealInfo:
+        return mgr.membership.heal_info(name)
+
     @r.get("/volumes/{name}/status", response_model=m.VolumeStatus, tags=["volumes"])
     def volume_status(name: str) -> m.VolumeStatus:
         return mgr.volume_status(name)

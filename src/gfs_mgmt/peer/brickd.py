@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 from typing import Any
 
 import grpc
 
 from gfs.proto import admin_pb2 as apb
 from gfs.proto import admin_pb2_grpc
-from gfs.rpc.channel import insecure_channel
+from gfs.rpc.channel import shared_channel
 from gfs.rpc.errors import status_errno
 
 TIMEOUT = 10.0
@@ -24,25 +23,11 @@ class PeerError(Exception):
         self.errno = code
 
 
-_channels: dict[str, grpc.Channel] = {}
-_channels_lock = threading.Lock()
-
-
-def _channel(address: str) -> grpc.Channel:
-    """One long-lived channel per peer: a new channel per call costs a TCP and HTTP/2
-    handshake, which dominated volume creation."""
-    with _channels_lock:
-        ch = _channels.get(address)
-        if ch is None:
-            ch = _channels[address] = insecure_channel(address)
-        return ch
-
-
 class BrickdAdmin:
     def __init__(self, address: str, timeout: float = TIMEOUT) -> None:
         self.address = address
         self.timeout = timeout
-        self.stub: Any = admin_pb2_grpc.AdminStub(_channel(address))  # type: ignore[no-untyped-call]
+        self.stub: Any = admin_pb2_grpc.AdminStub(shared_channel(address))  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         pass  # the channel is shared and kept
@@ -77,6 +62,9 @@ class BrickdAdmin:
 
     def unserve(self, name: str) -> None:
         self._call("Unserve", apb.UnserveRequest(name=name))
+
+    def configure(self, req: apb.ConfigureRequest) -> None:
+        self._call("Configure", req)
 
 
 def is_unreachable(e: PeerError) -> bool:

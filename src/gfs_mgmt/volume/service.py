@@ -30,6 +30,7 @@ from gfs_mgmt.store.models import (
 from gfs_mgmt.txn.engine import Engine, Registry, Step
 from gfs_mgmt.volume import options as vopts
 from gfs_mgmt.volume.placement import Candidate, PlacementError, place
+from gfs_mgmt.volume.replication import Membership, set_wire
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ class Manager:
         self.registry.register("db_volume", self._db_volume, self._db_volume_undo)
         self.registry.register("db_state", self._db_state, self._db_state_undo)
         self.registry.register("db_delete", self._db_delete, self._noop)
+        self.registry.register("configure", self._configure, self._noop)
         self.engine = Engine(db, self.registry, self)
+        self.membership = Membership(db)
 
     # -- peers -------------------------------------------------------------------------------
 
@@ -421,6 +424,7 @@ class Manager:
         if state == "started":
             raise GfsError("busy", "volume_started", f"volume {name} is already started")
         steps = [Step("serve", b) for b in bricks]
+        steps.append(Step("configure", {"volume": name}))
         steps.append(Step("db_state", {"volume": name, "state": "started", "was": state}))
         self._run("volume_start", name, steps)
         return self.volume(name)
@@ -494,6 +498,9 @@ class Manager:
     def _remove(self, _: Any, p: dict[str, Any]) -> None:
         with BrickdAdmin(p["address"]) as a:
             a.remove(p["root"], p["folder"], delete_data=p["delete_data"])
+
+    def _configure(self, _: Any, p: dict[str, Any]) -> None:
+        self.membership.configure_volume(p["volume"])
 
     def _noop(self, _: Any, p: dict[str, Any]) -> None:
         pass
@@ -591,24 +598,5 @@ def _volume_wire(v: Volume) -> m.Volume:
         template=v.template,
         options={o.key: o.value for o in v.options},
         created=v.created,
-        replica_sets=[
-            m.ReplicaSet(
-                index=rs.index,
-                epoch=rs.epoch,
-                primary=rs.primary_brick_id,
-                bricks=[
-                    m.BrickInfo(
-                        id=b.id,
-                        name=b.name,
-                        peer_id=b.peer_id,
-                        peer_name=b.peer.name,
-                        address=b.peer.address,
-                        path=b.path,
-                        in_sync=b.in_sync,
-                    )
-                    for b in rs.bricks
-                ],
-            )
-            for rs in v.replica_sets
-        ],
+        replica_sets=[set_wire(rs) for rs in v.replica_sets],
     )

@@ -1,0 +1,360 @@
+"""Self-heal, driven by the primary (docs/replication.md, I8).
+
+The heal worker of a node walks every replica set whose primary it serves. For a
+member outside `in_sync` that answers again it:
+
+1. starts forwarding new mutations to it (failures only mark it dirty);
+2. crawls the primary's tree: under the primary's own lock of each directory it
+   removes what only the member has and makes what it lacks (same GFIDs); each
+   file is compared in 1 MiB ranges by checksum and only differing ranges are
+   copied, each under the file's lock, so forwarded mutations and heal writes
+   never interleave out of order;
+3. closes the mutation gate for a moment and, if nothing went dirty, asks gfsd to
+   put the member back into `in_sync` (epoch + 1).
+
+The member side (entries/put/remove/sums) applies what the primary sends.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from gfs.brick.store import ROOT_GFID, Attr, Brick
+from gfs.proto import brick_pb2 as pb
+
+if TYPE_CHECKING:
+    from gfs.brick.replica import Config, Replica
+    from gfs.brick.service import BrickService
+
+log = logging.getLogger(__name__)
+
+HEAL_CHUNK = 1 << 20
+RPC_TIMEOUT = 30.0
+
+
+def _attr_pb(a: Attr) -> pb.Attr:
+    from gfs.brick.service import attr_pb
+
+    return attr_pb(a)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "special"
+
+
+def _sum(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _listing(b: Brick, gfid: bytes) -> Iterator[tuple[bytes, int, Attr]]:
+    offset = 0
+    while True:
+        batch, eof = b.readdir(gfid, offset, 1024)
+        yield from batch
+        if eof or not batch:
+            return
+        offset = batch[-1][1]
+
+
+# -- member side ----------------------------------------------------------------------------
+
+
+def entries(b: Brick, gfid: bytes) -> list[pb.DirEntry]:
+    return [pb.DirEntry(name=n, cookie=c, attr=_attr_pb(a)) for n, c, a in _listing(b, gfid)]
+
+
+def sums(b: Brick, gfid: bytes) -> list[bytes]:
+    fh, _ = b.open(gfid, os.O_RDONLY)
+    try:
+        out: list[bytes] = []
+        offset = 0
+        while True:
+            data = b.read(fh, offset, HEAL_CHUNK)
+            if not data:
+                return out
+            out.append(_sum(data))
+            offset += len(data)
+    finally:
+        b.release(fh)
+
+
+def remove(b: Brick, parent: bytes, name: bytes) -> None:
+    """Delete `name` with everything under it (heal removes what only this member has)."""
+    try:
+        a = b.lookup(parent, name)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(a.st.st_mode):
+        for child, _, _ in list(_listing(b, a.gfid)):
+            remove(b, a.gfid, child)
+        b.rmdir(parent, name)
+    else:
+        b.unlink(parent, name)
+
+
+def put(b: Brick, req: pb.HealPutRequest) -> Attr:
+    a = req.attr
+    have: Attr | None
+    if a.gfid == ROOT_GFID:
+        have = b.getattr(ROOT_GFID)
+    else:
+        try:
+            have = b.lookup(req.parent, req.name)
+        except FileNotFoundError:
+            have = None
+    if have is not None and have.gfid != a.gfid:
+        raise OSError(errno.EEXIST, "a different object has that name")
+    if have is None:
+        kind = _kind(a.mode)
+        try:
+            b.getattr(a.gfid)
+            linked = kind != "dir"
+        except OSError:
+            linked = False
+        if linked:  # another name of a hard-linked file we already have
+            b.link(a.gfid, req.parent, req.name)
+        else:
+            b.make_node(
+                req.parent, req.name, a.gfid, kind, a.mode, a.rdev, a.uid, a.gid,
+                req.target, False, 0,
+            )  # fmt: skip
+    if req.set_data:
+        fh, _ = b.open(a.gfid, os.O_WRONLY)
+        try:
+            b.write(fh, req.offset, req.data)
+        finally:
+            b.release(fh)
+    if req.finish:
+        symlink = stat.S_ISLNK(a.mode)
+        b.setattr(
+            a.gfid,
+            0,
+            None if symlink else a.mode & 0o7777,
+            a.uid,
+            a.gid,
+            a.size if stat.S_ISREG(a.mode) else None,
+            a.atime_ns,
+            a.mtime_ns,
+        )
+        want = dict(zip(req.xattr_names, req.xattr_values, strict=True))
+        for n in b.listxattr(a.gfid):
+            if n not in want:
+                b.removexattr(a.gfid, n)
+        for n, v in want.items():
+            b.setxattr(a.gfid, n, v, 0)
+    return b.getattr(a.gfid)
+
+
+# -- primary side ---------------------------------------------------------------------------
+
+
+@dataclass
+class HealStats:
+    files: int = 0
+    bytes: int = 0
+    removed: int = 0
+    made: int = 0
+
+
+class Crawl:
+    """One full crawl from the primary `rep` to `member`."""
+
+    def __init__(self, rep: Replica, member: str, address: str, epoch: int) -> None:
+        from gfs.brick.replica import brick_stub
+
+        self.rep = rep
+        self.b = rep.brick
+        self.member = member
+        self.stub = brick_stub(address)
+        self.epoch = epoch
+        self.stats = HealStats()
+
+    def _rpc(self, name: str, req: Any) -> Any:
+        r = getattr(self.stub, name)(req, timeout=RPC_TIMEOUT)
+        if r.err:
+            raise OSError(r.err, f"heal {name} on {self.member}")
+        return r
+
+    def _xattrs(self, gfid: bytes) -> tuple[list[bytes], list[bytes]]:
+        names = self.b.listxattr(gfid)
+        return names, [self.b.getxattr(gfid, n) for n in names]
+
+    def _put(self, parent: bytes, name: bytes, a: Attr, **kw: Any) -> None:
+        req = pb.HealPutRequest(
+            brick=self.member, epoch=self.epoch, parent=parent, name=name, attr=_attr_pb(a), **kw
+        )
+        if kw.get("finish"):
+            names, values = self._xattrs(a.gfid)
+            req.xattr_names.extend(names)
+            req.xattr_values.extend(values)
+        self._rpc("HealPut", req)
+
+    def run(self) -> HealStats:
+        dirs = [ROOT_GFID]
+        while dirs:
+            d = dirs.pop()
+            files: list[tuple[bytes, bytes]] = []
+            with self.rep.locks.hold([d]):
+                mine = {n: a for n, _, a in _listing(self.b, d)}
+                theirs = {
+                    e.name: e.attr
+                    for e in self._rpc(
+                        "HealEntries", pb.ReadDirRequest(brick=self.member, gfid=d)
+                    ).entries
+                }
+                for n, ta in list(theirs.items()):
+                    a = mine.get(n)
+                    if a is None or a.gfid != ta.gfid or _kind(a.st.st_mode) != _kind(ta.mode):
+                        self._rpc(
+                            "HealRemove",
+                            pb.HealRemoveRequest(
+                                brick=self.member, epoch=self.epoch, parent=d, name=n
+                            ),
+                        )
+                        self.stats.removed += 1
+                        del theirs[n]
+                for n, a in mine.items():
+                    if n not in theirs:
+                        self.stats.made += 1
+                    if stat.S_ISREG(a.st.st_mode):
+                        if n not in theirs:
+                            self._put(d, n, a)
+                        files.append((n, a.gfid))
+                        continue
+                    target = self.b.readlink(a.gfid) if stat.S_ISLNK(a.st.st_mode) else b""
+                    self._put(d, n, a, target=target, finish=True)
+                    if stat.S_ISDIR(a.st.st_mode):
+                        dirs.append(a.gfid)
+                if d == ROOT_GFID:
+                    self._put(b"", b"", self.b.getattr(d), finish=True)
+            for n, g in files:
+                self._file(d, n, g)
+        return self.stats
+
+    def _file(self, parent: bytes, name: bytes, gfid: bytes) -> None:
+        try:
+            theirs = list(self._rpc("HealSums", pb.GfidRequest(brick=self.member, gfid=gfid)).sums)
+            fh, a = self.b.open(gfid, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # removed meanwhile: the forward removed it on the member too
+        try:
+            offset, i = 0, 0
+            while offset < a.st.st_size:
+                with self.rep.locks.hold([gfid]):
+                    data = self.b.read(fh, offset, HEAL_CHUNK)
+                    if not data:
+                        break
+                    if i >= len(theirs) or theirs[i] != _sum(data):
+                        self._put(parent, name, a, set_data=True, offset=offset, data=data)
+                        self.stats.bytes += len(data)
+                offset += len(data)
+                i += 1
+            with self.rep.locks.hold([gfid]):
+                self._put(parent, name, self.b.getattr(gfid), finish=True)
+            self.stats.files += 1
+        finally:
+            self.b.release(fh)
+
+
+class HealWorker:
+    """One per brick daemon: heals the out-of-sync members of the replica sets whose
+    primary this node serves. `run_once()` is one pass (tests call it)."""
+
+    def __init__(self, service: BrickService, interval: float = 2.0) -> None:
+        self.service = service
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last: dict[str, HealStats] = {}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="heal", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("heal pass failed")
+
+    def run_once(self) -> int:
+        """Heal every member that needs it and answers; the number put back in sync."""
+        done = 0
+        for rep in list(self.service.replicas.values()):
+            cfg = rep.cfg
+            if not rep.confirmed or cfg.primary != rep.name:
+                continue
+            for member, (address, state) in cfg.members.items():
+                if state == "in_sync" or member == rep.name:
+                    continue
+                if heal_member(rep, member, address):
+                    done += 1
+        return done
+
+
+def _answers(rep: Replica, member: str, address: str) -> bool:
+    from gfs.brick.replica import brick_stub
+
+    try:
+        r = brick_stub(address).Ping(pb.PingRequest(brick=member), timeout=2.0)
+    except grpc.RpcError:
+        return False
+    return not r.err
+
+
+def heal_member(rep: Replica, member: str, address: str) -> bool:
+    if not _answers(rep, member, address):
+        return False
+    for attempt in range(3):
+        cfg = rep.cfg
+        if cfg.primary != rep.name:
+            return False
+        rep.healing[member] = False  # forwards reach it from now on
+        t0 = time.monotonic()
+        try:
+            stats = Crawl(rep, member, address, cfg.epoch).run()
+        except (OSError, grpc.RpcError) as e:
+            log.warning("heal failed brick=%s member=%s error=%s", rep.name, member, e)
+            rep.healing.pop(member, None)
+            return False
+        took = time.monotonic() - t0
+        log.info(
+            "heal crawl brick=%s member=%s attempt=%d files=%d bytes=%d removed=%d "
+            "made=%d seconds=%.2f",
+            rep.name, member, attempt, stats.files, stats.bytes, stats.removed,
+            stats.made, took,
+        )  # fmt: skip
+        with rep.gate.exclusive():
+            if rep.healing.get(member) is not False or rep.cfg.epoch != cfg.epoch:
+                continue  # a forward failed or the configuration moved: crawl again
+
+            def rejoin(api: Any, c: Config = cfg) -> None:
+                api.replica_rejoin(c.volume, c.set_index, c.epoch, member, rep.name)
+
+            if not rep._membership_call(cfg, rejoin):
+                return False
+            new = rep._wait_epoch(cfg.epoch + 1, 5.0)
+        log.info("healed brick=%s member=%s epoch=%d", rep.name, member, new.epoch)
+        return member in new.in_sync()
+    return False

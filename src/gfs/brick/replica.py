@@ -1,0 +1,477 @@
+"""The brick side of replication (docs/replication.md): a replicated brick knows its
+replica set's configuration (epoch, primary, members), and
+
+- as primary, orders mutations per GFID, applies each locally once, forwards it to
+  the other members and acknowledges only when every in-sync member applied it; a
+  member that fails is first removed from `in_sync` through gfsd;
+- as a member, applies what the primary of its epoch (or a newer one) forwards and
+  refuses forwards from an older epoch (fencing);
+- answers a request id it has seen from its dedup table instead of applying twice.
+
+A brick that restarts serves nothing to clients until gfsd has confirmed its
+configuration again: it may have been deposed while it was down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import grpc
+
+from gfs.api.client import ApiError
+from gfs.api.client import Client as ApiClient
+from gfs.brick.store import Brick
+from gfs.proto import brick_pb2 as pb
+from gfs.proto import brick_pb2_grpc
+from gfs.rpc.channel import shared_channel
+
+log = logging.getLogger(__name__)
+
+#: Answer of a brick that is not the primary of the caller's epoch: fetch the layout again.
+NOT_PRIMARY = errno.EREMCHG
+
+READS = {
+    "Lookup",
+    "GetAttr",
+    "ReadLink",
+    "Read",
+    "ReadDir",
+    "Statfs",
+    "GetXattr",
+    "ListXattr",
+    "Lock",
+}
+#: Operations on a handle: forwarded with the primary's handle, which members map.
+HANDLE_OPS = {"Write", "Fallocate", "Fsync", "Release", "Flush"}
+REQUESTS: dict[str, type[Any]] = {
+    "SetAttr": pb.SetAttrRequest,
+    "MakeNode": pb.MakeNodeRequest,
+    "Unlink": pb.NameRequest,
+    "Rmdir": pb.NameRequest,
+    "Rename": pb.RenameRequest,
+    "Link": pb.LinkRequest,
+    "Open": pb.OpenRequest,
+    "Write": pb.WriteRequest,
+    "Release": pb.FhRequest,
+    "Fsync": pb.FsyncRequest,
+    "FsyncDir": pb.FsyncRequest,
+    "Fallocate": pb.FallocateRequest,
+    "SetXattr": pb.XattrRequest,
+    "RemoveXattr": pb.XattrRequest,
+}
+DEDUP_SIZE = 1 << 16
+
+Apply = Callable[[Any], Any]
+
+
+@dataclass
+class Config:
+    volume: str
+    set_index: int
+    epoch: int
+    primary: str
+    #: brick name -> [address, state]; state "in_sync" or "out"
+    members: dict[str, list[str]]
+    min_in_sync: int
+    gfsd: list[str] = field(default_factory=list)
+    token: str = ""
+    failure_timeout: float = 3.0
+    relaxed_reads: bool = False
+
+    def in_sync(self) -> list[str]:
+        return [b for b, (_, st) in self.members.items() if st == "in_sync"]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Config:
+        return cls(**d)
+
+
+def is_mutation(method: str, req: Any) -> bool:
+    if method == "Open":
+        return bool(req.flags & (os.O_ACCMODE | os.O_TRUNC))
+    return method in REQUESTS and method != "Flush"
+
+
+class GfidLocks:
+    """One lock per GFID, taken in sorted order so multi-object operations cannot deadlock."""
+
+    def __init__(self) -> None:
+        self._mu = threading.Lock()
+        self._locks: dict[bytes, list[Any]] = {}  # gfid -> [lock, users]
+
+    @contextlib.contextmanager
+    def hold(self, keys: list[bytes]) -> Iterator[None]:
+        keys = sorted(set(keys))
+        taken: list[bytes] = []
+        try:
+            for k in keys:
+                with self._mu:
+                    entry = self._locks.setdefault(k, [threading.Lock(), 0])
+                    entry[1] += 1
+                entry[0].acquire()
+                taken.append(k)
+            yield
+        finally:
+            for k in reversed(taken):
+                with self._mu:
+                    entry = self._locks[k]
+                    entry[0].release()
+                    entry[1] -= 1
+                    if not entry[1]:
+                        del self._locks[k]
+
+
+class Gate:
+    """Mutations pass shared; a member rejoining `in_sync` closes it for a moment so no
+    mutation slips between the last heal check and the new configuration."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._closed:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._closed:
+                self._cond.wait()
+            self._closed = True
+            while self._active:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._closed = False
+                self._cond.notify_all()
+
+
+class Lru:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[str, Any] = OrderedDict()
+        self._mu = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._mu:
+            return self._d.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        with self._mu:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+    def pop(self, key: str) -> Any:
+        with self._mu:
+            return self._d.pop(key, None)
+
+
+def brick_stub(address: str) -> Any:
+    return brick_pb2_grpc.BrickStub(shared_channel(address))  # type: ignore[no-untyped-call]
+
+
+class Replica:
+    """The replication state of one served brick."""
+
+    def __init__(self, brick: Brick, cfg: Config, confirmed: bool) -> None:
+        self.brick = brick
+        self.name = brick.name
+        self.cfg = cfg
+        self.confirmed = confirmed
+        self.session = uuid.uuid4().hex
+        self.locks = GfidLocks()
+        self.gate = Gate()
+        self.dedup = Lru(DEDUP_SIZE)
+        #: request id -> (reply, forward payload) applied here but not yet acknowledged
+        self.pending = Lru(4096)
+        #: (primary session, primary fh) -> our fh, for forwarded handle operations
+        self.handles: dict[tuple[str, int], int] = {}
+        #: members being healed (receive forwards, failures only mark them dirty)
+        self.healing: dict[str, bool] = {}
+        self._cfg_cond = threading.Condition()
+        self._membership = threading.Lock()
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def configure(self, cfg: Config) -> int:
+        """Take `cfg` from gfsd; ESTALE when it is older than what we have."""
+        with self._cfg_cond:
+            if cfg.epoch < self.cfg.epoch:
+                return errno.ESTALE
+            if cfg.epoch > self.cfg.epoch or cfg.primary != self.cfg.primary:
+                self.healing = {}
+            self.cfg = cfg
+            self.confirmed = True
+            self._cfg_cond.notify_all()
+        log.info(
+            "configured brick=%s volume=%s epoch=%d primary=%s in_sync=%s",
+            self.name,
+            cfg.volume,
+            cfg.epoch,
+            cfg.primary,
+            ",".join(cfg.in_sync()),
+        )
+        return 0
+
+    def _wait_epoch(self, epoch: int, timeout: float) -> Config:
+        with self._cfg_cond:
+            self._cfg_cond.wait_for(lambda: self.cfg.epoch >= epoch, timeout)
+            return self.cfg
+
+    def _api(self, cfg: Config) -> Iterator[ApiClient]:
+        for server in cfg.gfsd:
+            with ApiClient(server, cfg.token, timeout=max(5.0, cfg.failure_timeout * 3)) as c:
+                yield c
+
+    def _membership_call(self, cfg: Config, call: Callable[[ApiClient], Any]) -> bool:
+        """Ask gfsd (each address in turn) for a membership change; True once one answered."""
+        for api in self._api(cfg):
+            try:
+                call(api)
+                return True
+            except ApiError as e:
+                log.warning("membership change refused brick=%s error=%s", self.name, e.message)
+                if e.code != "unreachable":
+                    return False
+        return False
+
+    # -- client requests ---------------------------------------------------------------------
+
+    def client_call(
+        self, method: str, req: Any, ctx: grpc.ServicerContext, apply: Apply, reply: type[Any]
+    ) -> Any:
+        md = dict(ctx.invocation_metadata() or ())
+        try:
+            epoch = int(md.get("gfs-epoch", "0"))
+        except ValueError:
+            return reply(err=errno.EINVAL)
+        cfg = self.cfg
+        primary = self.confirmed and epoch == cfg.epoch and cfg.primary == self.name
+        if method in READS:
+            relaxed = cfg.relaxed_reads and self.confirmed and epoch == cfg.epoch
+            return apply(req) if primary or relaxed else reply(err=NOT_PRIMARY)
+        if not primary:
+            return reply(err=NOT_PRIMARY)
+        if not is_mutation(method, req):
+            return apply(req)
+        if len(cfg.in_sync()) < cfg.min_in_sync:
+            return reply(err=errno.EROFS)
+        reqid = str(md.get("gfs-req", ""))
+        keys, hgfid = self._keys(method, req)
+        with self.gate.shared(), self.locks.hold(keys):
+            if reqid:
+                hit = self.dedup.get(reqid)
+                if hit is not None:
+                    return reply.FromString(hit)
+            pend = self.pending.get(reqid) if reqid else None
+            if pend is not None:
+                rep, fwd = pend
+            else:
+                rep = apply(req)
+                if rep.err:
+                    return rep
+                fwd = self._payload(method, req, rep, hgfid)
+                if reqid:
+                    self.pending.put(reqid, (rep, fwd))
+            code = self.forward(fwd, reqid, rep, reply, keys)
+            if code:
+                return reply(err=code)
+            if reqid:
+                self.pending.pop(reqid)
+                self.dedup.put(reqid, rep.SerializeToString())
+            return rep
+
+    def _keys(self, method: str, req: Any) -> tuple[list[bytes], bytes]:
+        if method in ("MakeNode", "Unlink", "Rmdir"):
+            return [req.parent], b""
+        if method == "Rename":
+            return [req.old_parent, req.new_parent], b""
+        if method == "Link":
+            return [req.gfid, req.new_parent], b""
+        if method in HANDLE_OPS:
+            try:
+                g = self.brick.handle(req.fh).gfid
+            except OSError:
+                g = b""
+            return [g], g
+        return [req.gfid], req.gfid
+
+    def _payload(self, method: str, req: Any, rep: Any, hgfid: bytes) -> pb.ForwardRequest:
+        fh, gfid = 0, hgfid
+        out = type(req)()
+        out.CopyFrom(req)
+        if method == "Write":
+            h = self.brick.handle(req.fh)
+            if h.append:  # members write where the primary's append landed
+                out.offset = rep.size - rep.written
+            out.data = req.data[: rep.written]
+            fh = req.fh
+        elif method in HANDLE_OPS:
+            fh = req.fh
+        elif method == "Open":
+            out.flags = req.flags & ~os.O_APPEND
+            fh, gfid = rep.fh, req.gfid
+        elif method == "MakeNode":
+            out.flags = req.flags & ~(os.O_APPEND | os.O_EXCL)
+            fh, gfid = (rep.fh, req.gfid) if req.open else (0, b"")
+        elif method == "SetAttr" and req.fh:
+            fh, gfid = req.fh, req.gfid
+        return pb.ForwardRequest(
+            method=method,
+            payload=out.SerializeToString(),
+            session=self.session,
+            fh=fh,
+            gfid=gfid,
+        )
+
+    def forward(
+        self, fwd: pb.ForwardRequest, reqid: str, rep: Any, reply: type[Any], keys: list[bytes]
+    ) -> int:
+        """Hand a mutation applied here to the other members; the errno to answer instead
+        of success (0: every in-sync member has it)."""
+        for _ in range(3):
+            cfg = self.cfg
+            targets = [
+                (b, addr, st == "in_sync")
+                for b, (addr, st) in cfg.members.items()
+                if b != self.name and (st == "in_sync" or b in self.healing)
+            ]
+            calls = []
+            for b, addr, counted in targets:
+                f = pb.ForwardRequest()
+                f.CopyFrom(fwd)
+                f.brick, f.epoch, f.req = b, cfg.epoch, reqid
+                calls.append((b, counted, brick_stub(addr).Forward.future(f, cfg.failure_timeout)))
+            failed: list[str] = []
+            newer = 0
+            for b, counted, fut in calls:
+                ok = False
+                try:
+                    r = fut.result()
+                    if r.err == errno.ESTALE:
+                        newer = max(newer, r.epoch)
+                        continue
+                    got = reply.FromString(r.reply)
+                    ok = not r.err and got.err == rep.err
+                    if ok and fwd.method == "Write":
+                        ok = got.written == rep.written
+                    if not ok:
+                        log.warning(
+                            "member diverged brick=%s member=%s op=%s err=%s",
+                            self.name,
+                            b,
+                            fwd.method,
+                            r.err or got.err,
+                        )
+                except grpc.RpcError as e:
+                    log.warning(
+                        "forward failed brick=%s member=%s op=%s status=%s",
+                        self.name,
+                        b,
+                        fwd.method,
+                        e.code() if isinstance(e, grpc.Call) else "?",
+                    )
+                if not ok:
+                    if counted:
+                        failed.append(b)
+                    else:
+                        self.healing[b] = True  # dirty: heal again before it rejoins
+            if newer:
+                # gfsd may have told the members before us: wait briefly for our own copy.
+                cfg = self._wait_epoch(newer, 2.0)
+                if cfg.epoch < newer or cfg.primary != self.name:
+                    self.confirmed = cfg.epoch >= newer
+                    return NOT_PRIMARY
+                continue
+            if failed:
+                return self.drop_members(cfg, failed)
+            return 0
+        return errno.EIO
+
+    def drop_members(self, seen: Config, failed: list[str]) -> int:
+        """Remove failed members from in_sync through gfsd before acknowledging (I4)."""
+        with self._membership:
+            cfg = self.cfg
+            still = [b for b in failed if b in cfg.in_sync()]
+            if still:
+                # A member that failed a mutation leaves, whatever else changed meanwhile.
+                def shrink(api: ApiClient, c: Config = cfg) -> None:
+                    api.replica_shrink(c.volume, c.set_index, c.epoch, still, self.name)
+
+                if not self._membership_call(cfg, shrink):
+                    return errno.EIO  # not acknowledged: gfsd could not record the change
+                cfg = self._wait_epoch(cfg.epoch + 1, 5.0)
+            if cfg.epoch <= seen.epoch:
+                return errno.EIO
+            if cfg.primary != self.name:
+                return NOT_PRIMARY
+            if any(b in cfg.in_sync() for b in failed):
+                return errno.EIO
+            if len(cfg.in_sync()) < cfg.min_in_sync:
+                return errno.EROFS
+            return 0
+
+    # -- forwards from the primary -----------------------------------------------------------
+
+    def on_forward(self, f: pb.ForwardRequest, local: Callable[[str, Any], Any]) -> pb.ForwardReply:
+        cfg = self.cfg
+        if f.epoch < cfg.epoch:
+            return pb.ForwardReply(err=errno.ESTALE, epoch=cfg.epoch)
+        if f.req:
+            hit = self.dedup.get(f.req)
+            if hit is not None:
+                return pb.ForwardReply(reply=hit)
+        cls = REQUESTS.get(f.method)
+        if cls is None:
+            return pb.ForwardReply(err=errno.EINVAL)
+        req = cls.FromString(f.payload)
+        req.brick = self.name
+        key = (f.session, f.fh)
+        if f.method in HANDLE_OPS or (f.method == "SetAttr" and f.fh):
+            fh = self.handles.get(key)
+            if fh is None:
+                if f.method in ("Release", "Flush", "Fsync"):
+                    return pb.ForwardReply(reply=pb.Reply().SerializeToString())
+                try:
+                    fh, _ = self.brick.open(f.gfid, os.O_RDWR)
+                except OSError as e:
+                    return pb.ForwardReply(err=e.errno or errno.EIO)
+                self.handles[key] = fh
+            req.fh = fh
+        rep = local(f.method, req)
+        new_fh: int = getattr(rep, "fh", 0)
+        if not rep.err and f.method in ("Open", "MakeNode") and new_fh:
+            self.handles[key] = new_fh
+        if f.method == "Release":
+            self.handles.pop(key, None)
+        data = rep.SerializeToString()
+        if f.req and not rep.err:
+            self.dedup.put(f.req, data)
+        return pb.ForwardReply(reply=data)

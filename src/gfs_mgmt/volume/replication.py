@@ -1,0 +1,297 @@
+"""Replica-set membership (docs/replication.md): gfsd is the only writer of a set's
+configuration (epoch, primary, in_sync). Every change is one SQL transaction with
+compare-and-set on the epoch, after which the new configuration is pushed to the
+set's bricks, primary first.
+
+- shrink: the primary reports members that failed a mutation (I4);
+- rejoin: the primary's heal worker reports a member made identical (I8);
+- reconcile: a client that cannot use the primary; gfsd confirms the configuration
+  to the bricks (a restarted brick serves nothing until then), or, when the primary
+  does not answer, promotes a reachable in-sync member (I3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from gfs.api import models as m
+from gfs.errors import GfsError
+from gfs.proto import admin_pb2 as apb
+from gfs_mgmt.peer.brickd import BrickdAdmin, PeerError
+from gfs_mgmt.store.db import Database
+from gfs_mgmt.store.models import Brick, Event, ReplicaSet, Volume
+from gfs_mgmt.volume import options as vopts
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 2.0
+
+
+def min_in_sync(replica: int, opts: dict[str, str]) -> int:
+    value = opts.get("replica.min-in-sync", vopts.OPTIONS["replica.min-in-sync"].default)
+    if value == "majority":
+        return replica // 2 + 1
+    if value == "all":
+        return replica
+    return min(int(value), replica)
+
+
+def set_wire(rs: ReplicaSet) -> m.ReplicaSet:
+    return m.ReplicaSet(
+        index=rs.index,
+        epoch=rs.epoch,
+        primary=rs.primary_brick_id,
+        bricks=[
+            m.BrickInfo(
+                id=b.id,
+                name=b.name,
+                peer_id=b.peer_id,
+                peer_name=b.peer.name,
+                address=b.peer.address,
+                path=b.path,
+                in_sync=b.in_sync,
+            )
+            for b in rs.bricks
+        ],
+    )
+
+
+class Membership:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        #: what bricks use to reach gfsd (set by the daemon)
+        self.token = ""
+        self.advertise: list[str] = []
+        self._pool = ThreadPoolExecutor(16, thread_name_prefix="push")
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def _volume(self, s: Session, name: str) -> Volume:
+        v = s.scalar(
+            select(Volume)
+            .where(Volume.name == name)
+            .options(
+                selectinload(Volume.options),
+                selectinload(Volume.replica_sets)
+                .selectinload(ReplicaSet.bricks)
+                .selectinload(Brick.peer),
+            )
+        )
+        if v is None:
+            raise GfsError("not_found", "volume_not_found", f"no volume named {name}")
+        return v
+
+    def _load(self, s: Session, name: str, index: int) -> tuple[Volume, ReplicaSet]:
+        v = self._volume(s, name)
+        for rs in v.replica_sets:
+            if rs.index == index:
+                return v, rs
+        raise GfsError("not_found", "replica_set_not_found", f"volume {name} has no set {index}")
+
+    def _configs(self, v: Volume, rs: ReplicaSet) -> list[tuple[str, apb.ConfigureRequest]]:
+        opts = {o.key: o.value for o in v.options}
+        timeout = float(
+            opts.get(
+                "replica.failure-detection-seconds",
+                vopts.OPTIONS["replica.failure-detection-seconds"].default,
+            )
+        )
+        primary = next((b for b in rs.bricks if b.id == rs.primary_brick_id), rs.bricks[0])
+        members = [
+            apb.Member(
+                brick=b.name, address=b.peer.address, state="in_sync" if b.in_sync else "out"
+            )
+            for b in rs.bricks
+        ]
+        out = []
+        for b in sorted(rs.bricks, key=lambda b: b is not primary):
+            req = apb.ConfigureRequest(
+                brick=b.name,
+                volume=v.name,
+                set_index=rs.index,
+                epoch=rs.epoch,
+                primary=primary.name,
+                members=members,
+                min_in_sync=min_in_sync(v.replica_count, opts),
+                gfsd=self.advertise,
+                token=self.token,
+                failure_timeout=timeout,
+                relaxed_reads=opts.get("replica.relaxed-reads", "off") == "on",
+            )
+            out.append((b.peer.address, req))
+        return out
+
+    def push(self, configs: list[tuple[str, apb.ConfigureRequest]]) -> set[str]:
+        """Send each brick its configuration, the primary first; the bricks that took it."""
+
+        def one(address: str, req: apb.ConfigureRequest) -> str | None:
+            try:
+                with BrickdAdmin(address, timeout=PROBE_TIMEOUT * 2) as a:
+                    a.configure(req)
+                return req.brick
+            except PeerError as e:
+                log.warning("configure failed brick=%s epoch=%d error=%s", req.brick, req.epoch, e)
+                return None
+
+        if not configs:
+            return set()
+        done = {one(*configs[0])}
+        done |= set(self._pool.map(lambda c: one(*c), configs[1:]))
+        done.discard(None)
+        return {d for d in done if d}
+
+    def configure_volume(self, name: str) -> None:
+        """Push every replica set's configuration (volume start)."""
+        with self.db.session() as s:
+            v = self._volume(s, name)
+            configs = [c for rs in v.replica_sets for c in self._configs(v, rs)]
+        took = self.push(configs)
+        missing = [c.brick for _, c in configs if c.brick not in took]
+        if missing:
+            raise GfsError(
+                "unavailable", "configure_failed", f"bricks {', '.join(missing)} not configured"
+            )
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def _change(
+        self,
+        name: str,
+        index: int,
+        epoch: int,
+        what: str,
+        change: Callable[[Volume, ReplicaSet], str],
+    ) -> m.ReplicaSet:
+        """Apply `change` (which returns the event message) with CAS on `epoch`, then push."""
+        with self.db.session() as s:
+            v, rs = self._load(s, name, index)
+            if rs.epoch != epoch:
+                raise GfsError(
+                    "busy",
+                    "epoch_changed",
+                    f"volume {name} set {index} is at epoch {rs.epoch}, not {epoch}",
+                    epoch=rs.epoch,
+                )
+            message = change(v, rs)
+            hit = s.execute(
+                update(ReplicaSet)
+                .where(ReplicaSet.id == rs.id, ReplicaSet.epoch == epoch)
+                .values(epoch=epoch + 1, primary_brick_id=rs.primary_brick_id)
+                .execution_options(synchronize_session=False)
+            )
+            if hit.rowcount != 1:  # type: ignore[attr-defined]
+                raise GfsError("busy", "epoch_changed", f"volume {name} set {index} changed")
+            rs.epoch = epoch + 1
+            s.add(Event(kind=what, volume=name, message=message, payload={"epoch": epoch + 1}))
+            log.info("membership volume=%s set=%d epoch=%d %s", name, index, epoch + 1, message)
+            configs = self._configs(v, rs)
+            wire = set_wire(rs)
+        self.push(configs)
+        return wire
+
+    def _names(self, rs: ReplicaSet) -> dict[str, Brick]:
+        return {b.name: b for b in rs.bricks}
+
+    def _require_primary(self, rs: ReplicaSet, reporter: str) -> None:
+        primary = next((b for b in rs.bricks if b.id == rs.primary_brick_id), None)
+        if primary is None or primary.name != reporter:
+            raise GfsError("busy", "not_primary", f"{reporter} is not the primary of this set")
+
+    def shrink(self, name: str, index: int, body: m.ReplicaShrink) -> m.ReplicaSet:
+        def change(v: Volume, rs: ReplicaSet) -> str:
+            self._require_primary(rs, body.reporter)
+            names = self._names(rs)
+            for b in body.bricks:
+                if b not in names or b == body.reporter:
+                    raise GfsError("invalid", "bad_member", f"{b} is not a secondary of this set")
+                names[b].in_sync = False
+            return f"members {','.join(body.bricks)} left in_sync (reported by {body.reporter})"
+
+        return self._change(name, index, body.epoch, "replica_shrunk", change)
+
+    def rejoin(self, name: str, index: int, body: m.ReplicaRejoin) -> m.ReplicaSet:
+        def change(v: Volume, rs: ReplicaSet) -> str:
+            self._require_primary(rs, body.reporter)
+            b = self._names(rs).get(body.brick)
+            if b is None:
+                raise GfsError("invalid", "bad_member", f"{body.brick} is not in this set")
+            b.in_sync = True
+            return f"member {body.brick} healed and back in_sync"
+
+        return self._change(name, index, body.epoch, "member_rejoined", change)
+
+    def reconcile(self, name: str, index: int, body: m.ReplicaReconcile) -> m.ReplicaSet:
+        with self.db.session() as s:
+            v, rs = self._load(s, name, index)
+            if v.state != "started":
+                raise GfsError("busy", "volume_not_started", f"volume {name} is not started")
+            if rs.epoch != body.epoch:
+                return set_wire(rs)  # the caller is behind: the current layout is the answer
+            primary = next((b for b in rs.bricks if b.id == rs.primary_brick_id), None)
+            candidates = [
+                (b.id, b.peer.address) for b in rs.bricks if b.in_sync and b is not primary
+            ]
+            primary_address = primary.peer.address if primary else ""
+            configs = self._configs(v, rs)
+        if primary is not None and _answers(primary_address):
+            self.push(configs)  # confirm: a restarted brick waits for this
+            with self.db.session() as s:
+                return set_wire(self._load(s, name, index)[1])
+        new = next((bid for bid, addr in candidates if _answers(addr)), None)
+        if new is None:
+            raise GfsError(
+                "unavailable", "no_primary", f"volume {name} set {index}: no in-sync member answers"
+            )
+
+        def change(v: Volume, rs: ReplicaSet) -> str:
+            old = next((b for b in rs.bricks if b.id == rs.primary_brick_id), None)
+            if old is not None:
+                old.in_sync = False
+            rs.primary_brick_id = new
+            nb = next(b for b in rs.bricks if b.id == new)
+            return f"primary {old.name if old else '?'} failed; {nb.name} promoted"
+
+        return self._change(name, index, body.epoch, "primary_changed", change)
+
+    def heal_info(self, name: str) -> m.HealInfo:
+        with self.db.session() as s:
+            v = self._volume(s, name)
+            opts = {o.key: o.value for o in v.options}
+            sets = []
+            for rs in v.replica_sets:
+                members = [
+                    m.HealMember(
+                        brick=b.name,
+                        address=b.peer.address,
+                        path=b.path,
+                        state="in_sync" if b.in_sync else "out",
+                        primary=b.id == rs.primary_brick_id,
+                        online=b.peer.online,
+                    )
+                    for b in rs.bricks
+                ]
+                sets.append(
+                    m.HealSet(
+                        index=rs.index,
+                        epoch=rs.epoch,
+                        primary=next((x.brick for x in members if x.primary), None),
+                        in_sync=sum(b.in_sync for b in rs.bricks),
+                        min_in_sync=min_in_sync(v.replica_count, opts),
+                        members=members,
+                    )
+                )
+            return m.HealInfo(volume=name, sets=sets)
+
+
+def _answers(address: str) -> bool:
+    try:
+        with BrickdAdmin(address, timeout=PROBE_TIMEOUT) as a:
+            a.info()
+        return True
+    except PeerError:
+        return False

@@ -1,0 +1,212 @@
+"""The replication protocol with real processes (docs/replication.md): members and
+primaries killed with SIGKILL and restarted, writes that go on, EROFS below
+min_in_sync, heal that makes every brick identical, and exactly-once retries."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import signal
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gfs.api import models as m
+from gfs.proto import brick_pb2 as pb
+from gfs.proto import brick_pb2_grpc
+from gfs.rpc.channel import insecure_channel
+from tests.cluster import Cluster, local_cluster
+from tests.procs import BrickDaemon, Mount, wait_for
+
+HEAL_DEADLINE = 90
+
+
+@pytest.fixture
+def vol(tmp_path: Path) -> Iterator[Cluster]:
+    with local_cluster(tmp_path) as c, c.client() as api:
+        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="200MiB"))
+        api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
+        api.volume_start("demo")
+        yield c
+
+
+def mount(c: Cluster, tmp_path: Path, name: str = "mnt") -> Mount:
+    opts = f"token-file={c.gfsd.state / 'admin.token'},attr-timeout=0,entry-timeout=0"
+    return Mount(f"{c.gfsd.address}:/demo", tmp_path / name, tmp_path / f"{name}.log", opts)
+
+
+def layout(c: Cluster) -> m.ReplicaSet:
+    with c.client() as api:
+        return api.volume("demo").replica_sets[0]
+
+
+def node_of(c: Cluster, rs: m.ReplicaSet, brick_id: str | None) -> BrickDaemon:
+    address = next(b.address for b in rs.bricks if b.id == brick_id)
+    return next(d for d in c.nodes if d.address == address)
+
+
+def all_in_sync(c: Cluster) -> bool:
+    return all(b.in_sync for b in layout(c).bricks)
+
+
+def tree(brick: Path) -> dict[str, Any]:
+    """What must be equal on every replica, read straight off the brick."""
+    out: dict[str, Any] = {}
+    for dirpath, dirnames, filenames in os.walk(brick):
+        rel_dir = os.path.relpath(dirpath, brick)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d != ".gfs"]
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            st = p.lstat()
+            xattrs = {
+                x: os.getxattr(p, x, follow_symlinks=False)
+                for x in os.listxattr(p, follow_symlinks=False)
+                if x.startswith(("user.", "trusted.gfs.gfid"))
+            }
+            entry: dict[str, Any] = {
+                "mode": st.st_mode,
+                "uid": st.st_uid,
+                "gid": st.st_gid,
+                "xattrs": xattrs,
+            }
+            if stat.S_ISREG(st.st_mode):
+                entry["sha"] = hashlib.sha256(p.read_bytes()).hexdigest()
+                entry["nlink"] = st.st_nlink
+            elif stat.S_ISLNK(st.st_mode):
+                entry["target"] = os.readlink(p)
+            out[os.path.join(rel_dir, name)] = entry
+    return out
+
+
+def assert_identical(c: Cluster) -> None:
+    trees = [tree(Path(b.path)) for b in layout(c).bricks]
+    assert trees[0], "the primary's brick is empty"
+    for t in trees[1:]:
+        assert t == trees[0]
+
+
+def test_secondary_killed_writes_go_on_then_heal(vol: Cluster, tmp_path: Path) -> None:
+    c = vol
+    rs = layout(c)
+    mnt = mount(c, tmp_path).start()
+    try:
+        root = mnt.mountpoint
+        (root / "d").mkdir()
+        (root / "d" / "before").write_bytes(b"b" * 300_000)
+        (root / "gone").write_text("only until the member is away")
+        secondary = next(b for b in rs.bricks if b.id != rs.primary)
+        node = next(d for d in c.nodes if d.address == secondary.address)
+        node.stop(signal.SIGKILL)
+        # Writes go on once the dead member has left in_sync (epoch + 1).
+        (root / "d" / "during").write_bytes(b"d" * 2_500_000)
+        with open(root / "d" / "before", "r+b") as f:
+            f.seek(100_000)
+            f.write(b"X" * 5000)
+        os.unlink(root / "gone")
+        os.rename(root / "d" / "during", root / "d" / "renamed")
+        os.setxattr(root / "d", "user.k", b"v")
+        after = layout(c)
+        assert after.epoch > rs.epoch
+        assert [b.name for b in after.bricks if not b.in_sync] == [secondary.name]
+        node.start()
+        wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the restarted member to heal")
+        assert (root / "d" / "renamed").read_bytes() == b"d" * 2_500_000
+        assert_identical(c)
+        with c.client() as api:
+            info = api.heal_info("demo")
+        assert info.sets[0].in_sync == 3 and info.sets[0].epoch == layout(c).epoch
+    finally:
+        mnt.stop()
+
+
+def test_primary_killed_fails_over(vol: Cluster, tmp_path: Path) -> None:
+    c = vol
+    rs = layout(c)
+    a = mount(c, tmp_path, "a").start()
+    b = mount(c, tmp_path, "b").start()
+    try:
+        (a.mountpoint / "f").write_text("acknowledged before the kill")
+        node_of(c, rs, rs.primary).stop(signal.SIGKILL)
+        # The next write fails over to an in-sync member and succeeds.
+        with open(a.mountpoint / "log", "ab") as f:
+            for i in range(20):
+                f.write(f"record {i}\n".encode())
+        after = layout(c)
+        assert after.primary != rs.primary and after.epoch > rs.epoch
+        assert (b.mountpoint / "f").read_text() == "acknowledged before the kill"
+        expected = "".join(f"record {i}\n" for i in range(20))
+        assert (b.mountpoint / "log").read_text() == expected
+        node_of(c, rs, rs.primary).start()
+        wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the old primary to heal")
+        assert_identical(c)
+    finally:
+        b.stop()
+        a.stop()
+
+
+def test_below_min_in_sync_is_read_only(vol: Cluster, tmp_path: Path) -> None:
+    c = vol
+    rs = layout(c)
+    mnt = mount(c, tmp_path).start()
+    try:
+        (mnt.mountpoint / "f").write_text("kept")
+        for b in rs.bricks:
+            if b.id != rs.primary:
+                next(d for d in c.nodes if d.address == b.address).stop(signal.SIGKILL)
+        with pytest.raises(OSError) as e:
+            (mnt.mountpoint / "g").write_text("x")
+            (mnt.mountpoint / "h").write_text("y")
+        assert e.value.errno == errno.EROFS  # never a silent single copy
+        assert (mnt.mountpoint / "f").read_text() == "kept"  # reads go on
+    finally:
+        mnt.stop()
+
+
+def test_retried_request_applies_once(vol: Cluster) -> None:
+    """An append sent twice with one request id lands once (answered from the dedup
+    table), and a brick that is not the primary refuses the request."""
+    c = vol
+    rs = layout(c)
+    primary = next(b for b in rs.bricks if b.id == rs.primary)
+    with insecure_channel(primary.address) as ch:
+        stub: Any = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
+        tags = [("gfs-epoch", str(rs.epoch))]
+        gfid = os.urandom(16)
+        made = stub.MakeNode(
+            pb.MakeNodeRequest(
+                brick=primary.name,
+                parent=b"\0" * 15 + b"\1",
+                name=b"once",
+                gfid=gfid,
+                kind=pb.NODE_KIND_FILE,
+                mode=0o100644,
+                open=True,
+                flags=os.O_WRONLY | os.O_APPEND,
+            ),
+            timeout=10,
+            metadata=[*tags, ("gfs-req", "t:1")],
+        )
+        assert made.err == 0
+        write = pb.WriteRequest(brick=primary.name, fh=made.fh, data=b"record\n")
+        for _ in range(2):
+            r = stub.Write(write, timeout=10, metadata=[*tags, ("gfs-req", "t:2")])
+            assert r.err == 0 and r.size == 7
+        stale = stub.Write(write, timeout=10, metadata=[("gfs-epoch", str(rs.epoch - 1))])
+        assert stale.err == errno.EREMCHG
+        stub.Release(
+            pb.FhRequest(brick=primary.name, fh=made.fh),
+            timeout=10,
+            metadata=[*tags, ("gfs-req", "t:3")],
+        )
+    for b in rs.bricks:
+        assert (Path(b.path) / "once").read_bytes() == b"record\n"
+    other = next(b for b in rs.bricks if b.id != rs.primary)
+    with insecure_channel(other.address) as ch:
+        stub = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
+        r = stub.GetAttr(pb.GfidRequest(brick=other.name, gfid=gfid), timeout=10, metadata=tags)
+        assert r.err == errno.EREMCHG  # only the primary serves
