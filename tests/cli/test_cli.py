@@ -174,6 +174,15 @@ def test_volume_lifecycle(cluster: Env) -> None:
     assert len(st["bricks"]) == 3 and all(b["online"] for b in st["bricks"])
     human = gfs(cluster, "volume", "status", "life")
     assert human.returncode == 0 and "life" in human.stdout
+    r = gfs(cluster, "volume", "heal", "life", "info", "--json")
+    assert r.returncode == 0, r.stderr
+    heal = json.loads(r.stdout)["sets"][0]
+    assert heal["in_sync"] == 3 and heal["epoch"] == 1
+    assert sum(b["primary"] for b in heal["members"]) == 1
+    human = gfs(cluster, "volume", "heal", "life", "info")
+    assert human.returncode == 0 and "primary" in human.stdout
+    bad = gfs(cluster, "volume", "heal", "life", "split-brain")
+    assert bad.returncode == 2 and "only 'info'" in one_line_error(bad)
 
     r = gfs(cluster, "volume", "set", "life", "client.attr-timeout=4")
     assert r.returncode == 0, r.stderr

@@ -210,3 +210,36 @@ def test_retried_request_applies_once(vol: Cluster) -> None:
         stub = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
         r = stub.GetAttr(pb.GfidRequest(brick=other.name, gfid=gfid), timeout=10, metadata=tags)
         assert r.err == errno.EREMCHG  # only the primary serves
+
+
+def test_deposed_primary_serves_no_reads(vol: Cluster, tmp_path: Path) -> None:
+    """A primary frozen (SIGSTOP) while the set fails over: when it runs again it still
+    believes it is primary of the old epoch, yet answers no read with old data, because
+    its read lease ran out and the members withhold it (I7)."""
+    c = vol
+    rs = layout(c)
+    mnt = mount(c, tmp_path).start()
+    old = node_of(c, rs, rs.primary)
+    old_brick = next(b for b in rs.bricks if b.id == rs.primary)
+    assert old.proc is not None
+    try:
+        (mnt.mountpoint / "f").write_text("old")
+        old.proc.send_signal(signal.SIGSTOP)
+        (mnt.mountpoint / "f").write_text("new")  # fails over, then succeeds
+        after = layout(c)
+        assert after.primary != rs.primary
+        old.proc.send_signal(signal.SIGCONT)
+        with insecure_channel(old.address) as ch:
+            stub: Any = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
+            r = stub.Lookup(
+                pb.LookupRequest(brick=old_brick.name, parent=b"\0" * 15 + b"\1", name=b"f"),
+                timeout=30,
+                metadata=[("gfs-epoch", str(rs.epoch))],
+            )
+        assert r.err == errno.EREMCHG  # not the old size of "f"
+        assert (mnt.mountpoint / "f").read_text() == "new"
+        wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the old primary to heal")
+        assert_identical(c)
+    finally:
+        old.proc.send_signal(signal.SIGCONT)
+        mnt.stop()

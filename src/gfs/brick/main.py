@@ -36,6 +36,7 @@ import grpc
 
 from gfs.brick.admin import AdminService
 from gfs.brick.heal import HealWorker
+from gfs.brick.replica import LeaseWorker
 from gfs.brick.service import BrickService, umask_zero
 from gfs.brick.store import Brick
 from gfs.proto import admin_pb2_grpc, brick_pb2_grpc
@@ -207,6 +208,8 @@ def serve(cfg: Config) -> None:
     server.start()
     healer = HealWorker(service)
     healer.start()
+    leases = LeaseWorker(service.replicas)
+    leases.start()
     log.info(
         "serving listen=%s bricks=%s roots=%s pid=%d",
         cfg.listen,
@@ -225,6 +228,7 @@ def serve(cfg: Config) -> None:
     while not stop.wait(3600):
         pass
     healer.stop()
+    leases.stop()
     server.stop(grace=2).wait()
     for b in service.bricks.values():
         b.close()

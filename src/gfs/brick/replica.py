@@ -19,6 +19,7 @@ import errno
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -217,18 +218,41 @@ class Replica:
         self.healing: dict[str, bool] = {}
         self._cfg_cond = threading.Condition()
         self._membership = threading.Lock()
+        # As a member: the lease we granted (to whom, for which epoch, until when).
+        # After a restart we no longer know what we granted: behave as if we had just
+        # granted the last primary a lease.
+        self.granted_to = "" if confirmed else cfg.primary
+        self.granted_until = 0.0 if confirmed else time.monotonic() + cfg.failure_timeout
+        self.withholding = False  # a configuration naming another primary waits
+        # As primary: member -> when its grant runs out (our clock), last grant time.
+        self.lease: dict[str, float] = {}
+        self.last_grant: dict[str, float] = {}
 
     # -- configuration -----------------------------------------------------------------------
 
     def configure(self, cfg: Config) -> int:
-        """Take `cfg` from gfsd; ESTALE when it is older than what we have."""
+        """Take `cfg` from gfsd; ESTALE when it is older than what we have, EBUSY while
+        a lease we granted to another primary still runs (gfsd retries)."""
         with self._cfg_cond:
             if cfg.epoch < self.cfg.epoch:
                 return errno.ESTALE
+            if (
+                cfg.primary != self.granted_to
+                and self.granted_until > time.monotonic()
+                and cfg.epoch > self.cfg.epoch
+            ):
+                self.withholding = True  # stop renewing so the lease runs out
+                return errno.EBUSY
             if cfg.epoch > self.cfg.epoch or cfg.primary != self.cfg.primary:
                 self.healing = {}
+            if cfg.primary != self.cfg.primary:
+                self.lease.clear()
+            now = time.monotonic()
+            for b in cfg.in_sync():  # grace: a member gets one lease time to answer
+                self.last_grant.setdefault(b, now)
             self.cfg = cfg
             self.confirmed = True
+            self.withholding = False
             self._cfg_cond.notify_all()
         log.info(
             "configured brick=%s volume=%s epoch=%d primary=%s in_sync=%s",
@@ -239,6 +263,61 @@ class Replica:
             ",".join(cfg.in_sync()),
         )
         return 0
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def grant(self, ask: pb.LeaseAsk) -> int:
+        """As a member: grant the primary `ask.primary` a lease of one failure timeout."""
+        with self._cfg_cond:
+            cfg = self.cfg
+            if self.withholding or ask.epoch < cfg.epoch:
+                return errno.ESTALE
+            if ask.epoch == cfg.epoch and ask.primary != cfg.primary:
+                return errno.ESTALE
+            if ask.primary != self.granted_to and self.granted_until > time.monotonic():
+                return errno.EBUSY
+            self.granted_to = ask.primary
+            self.granted_until = time.monotonic() + cfg.failure_timeout
+            return 0
+
+    def lease_valid(self) -> bool:
+        cfg = self.cfg
+        now = time.monotonic()
+        return all(self.lease.get(b, 0.0) > now for b in cfg.in_sync() if b != self.name)
+
+    def _wait_lease(self) -> bool:
+        with self._cfg_cond:
+            return self._cfg_cond.wait_for(self.lease_valid, self.cfg.failure_timeout * 2)
+
+    def lease_asks(self) -> list[tuple[str, pb.LeaseAsk]]:
+        """As primary: (address, ask) for every other in-sync member."""
+        cfg = self.cfg
+        if not self.confirmed or cfg.primary != self.name:
+            return []
+        return [
+            (cfg.members[b][0], pb.LeaseAsk(brick=b, epoch=cfg.epoch, primary=self.name))
+            for b in cfg.in_sync()
+            if b != self.name
+        ]
+
+    def lease_result(self, member: str, sent: float, code: int) -> None:
+        cfg = self.cfg
+        with self._cfg_cond:
+            if not code:
+                # Our view ends before the member's: it started counting after we sent.
+                self.lease[member] = sent + cfg.failure_timeout * 0.8
+                self.last_grant[member] = sent
+                self._cfg_cond.notify_all()
+
+    def silent_members(self) -> list[str]:
+        """In-sync members that granted nothing for longer than a failure timeout."""
+        cfg = self.cfg
+        now = time.monotonic()
+        return [
+            b
+            for b in cfg.in_sync()
+            if b != self.name and now - self.last_grant.get(b, now) > cfg.failure_timeout
+        ]
 
     def _wait_epoch(self, epoch: int, timeout: float) -> Config:
         with self._cfg_cond:
@@ -275,8 +354,11 @@ class Replica:
         cfg = self.cfg
         primary = self.confirmed and epoch == cfg.epoch and cfg.primary == self.name
         if method in READS:
-            relaxed = cfg.relaxed_reads and self.confirmed and epoch == cfg.epoch
-            return apply(req) if primary or relaxed else reply(err=NOT_PRIMARY)
+            if cfg.relaxed_reads and self.confirmed and epoch == cfg.epoch:
+                return apply(req)
+            if not primary or not (self.lease_valid() or self._wait_lease()):
+                return reply(err=NOT_PRIMARY)
+            return apply(req)
         if not primary:
             return reply(err=NOT_PRIMARY)
         if not is_mutation(method, req):
@@ -475,3 +557,72 @@ class Replica:
         if f.req and not rep.err:
             self.dedup.put(f.req, data)
         return pb.ForwardReply(reply=data)
+
+
+class LeaseWorker:
+    """One per brick daemon: asks the members of every replica set this node is primary
+    of for leases (one Heartbeat per peer daemon), and has members that stay silent
+    for a failure timeout removed from in_sync, so reads do not wait for a write to
+    find out. `run_once()` is one round (tests call it)."""
+
+    def __init__(self, replicas: dict[str, Replica], tick: float = 0.25) -> None:
+        self.replicas = replicas
+        self.tick = tick
+        self._stop = threading.Event()
+        self._dropping: set[str] = set()
+        self._mu = threading.Lock()
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="lease", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.tick):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("lease round failed")
+
+    def run_once(self) -> None:
+        groups: dict[str, list[tuple[Replica, pb.LeaseAsk]]] = {}
+        reps = list(self.replicas.values())
+        for rep in reps:
+            for address, ask in rep.lease_asks():
+                groups.setdefault(address, []).append((rep, ask))
+        sent = time.monotonic()
+        calls = [
+            (items, brick_stub(a).Heartbeat.future(
+                pb.HeartbeatRequest(asks=[x for _, x in items]), timeout=1.0
+            ))
+            for a, items in groups.items()
+        ]  # fmt: skip
+        for items, fut in calls:
+            try:
+                codes = list(fut.result().errs)
+            except grpc.RpcError:
+                codes = []
+            codes += [errno.EIO] * (len(items) - len(codes))
+            for (rep, ask), code in zip(items, codes, strict=False):
+                rep.lease_result(ask.brick, sent, code)
+        for rep in reps:
+            silent = rep.silent_members()
+            if silent and rep.cfg.primary == rep.name:
+                self._drop(rep, silent)
+
+    def _drop(self, rep: Replica, silent: list[str]) -> None:
+        with self._mu:
+            if rep.name in self._dropping:
+                return
+            self._dropping.add(rep.name)
+
+        def run() -> None:
+            try:
+                log.warning("members silent brick=%s members=%s", rep.name, ",".join(silent))
+                rep.drop_members(rep.cfg, silent)
+            finally:
+                with self._mu:
+                    self._dropping.discard(rep.name)
+
+        threading.Thread(target=run, name="drop", daemon=True).start()

@@ -302,6 +302,13 @@ class BrickService:
             log.exception("forward op=%s brick=%s failed", req.method, req.brick)
             return pb.ForwardReply(err=errno.EIO)
 
+    def Heartbeat(self, req: pb.HeartbeatRequest, ctx: Any) -> pb.HeartbeatReply:
+        errs = []
+        for ask in req.asks:
+            rep = self.replicas.get(ask.brick)
+            errs.append(errno.ENODEV if rep is None else rep.grant(ask))
+        return pb.HeartbeatReply(errs=errs)
+
     def _healing(self, req: Any) -> Brick | None:
         # Heal writes come only from the primary of the member's epoch or a newer one.
         rep = self.replicas.get(req.brick)

@@ -219,6 +219,44 @@ def status(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None
     out.print(t)
 
 
+@app.command("heal")
+def heal(
+    ctx: typer.Context,
+    name: NameArg,
+    action: Annotated[str, typer.Argument(help="info: members, states, epoch and primary")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the heal state of a volume's replica sets (`gfs volume heal NAME info`).
+
+    The heal worker of each primary's node heals out-of-sync members by itself as soon
+    as they answer; this shows where it stands."""
+    if action != "info":
+        raise usage(f"heal {action!r}: only 'info' is supported (healing runs by itself)")
+    with from_ctx(ctx).client() as api:
+        hi = api.heal_info(name)
+    if json_out:
+        print_json(hi)
+        return
+    out = console()
+    for rs in hi.sets:
+        out.print(
+            f"Volume {hi.volume} set {rs.index}: epoch {rs.epoch}, primary {rs.primary}, "
+            f"{rs.in_sync} in sync (writes need {rs.min_in_sync})",
+            markup=False,
+        )
+        t = Table("BRICK", "ADDRESS", "PATH", "ROLE", "STATE", "PEER ONLINE")
+        for b in rs.members:
+            t.add_row(
+                escape(b.brick),
+                escape(b.address),
+                escape(b.path),
+                "primary" if b.primary else "secondary",
+                "in sync" if b.state == "in_sync" else "[yellow]healing/out[/yellow]",
+                "yes" if b.online else "[red]no[/red]",
+            )
+        out.print(t)
+
+
 @app.command("set")
 def set_(
     ctx: typer.Context,

@@ -181,8 +181,20 @@ def volume_remote(opts: MountOptions) -> Remote:
         apply_volume_options(opts, values)
     except UsageError as e:
         raise MountError(f"volume {opts.volume}: {e}") from e
+    try:
+        failure = float(values.get("replica.failure-detection-seconds", "3"))
+    except ValueError as e:
+        raise MountError(f"volume {opts.volume}: bad replica.failure-detection-seconds") from e
+    # One attempt waits a few failure timeouts; then gfsd is asked whether the primary
+    # is gone, and the request is retried (same request id) until rpc-timeout.
+    attempt = min(opts.rpc_timeout, max(5.0, 3 * failure))
     return PrimaryRemote(
-        vol.name, vol.replica_sets[0], [opts.address, *opts.backup_servers], token, opts.rpc_timeout
+        vol.name,
+        vol.replica_sets[0],
+        [opts.address, *opts.backup_servers],
+        token,
+        opts.rpc_timeout,
+        attempt,
     )
 
 

@@ -52,12 +52,14 @@ class PrimaryRemote(Remote):
         servers: list[str],
         token: str,
         timeout: float,
+        attempt_timeout: float | None = None,
     ) -> None:
         self.volume = volume
         self.index = rs.index
         self.servers = servers
         self.token = token
         self.timeout = timeout
+        self.attempt_timeout = attempt_timeout or timeout
         self.client_id = uuid.uuid4().hex[:16]
         self._seq = itertools.count(1)
         self._remotes: dict[str, Remote] = {}
@@ -69,7 +71,7 @@ class PrimaryRemote(Remote):
     def _apply(self, rs: m.ReplicaSet) -> None:
         for b in rs.bricks:
             if b.name not in self._remotes:
-                self._remotes[b.name] = Remote(b.address, b.name, self.timeout)
+                self._remotes[b.name] = Remote(b.address, b.name, self.attempt_timeout)
         primary = next((b for b in rs.bricks if b.id == rs.primary), rs.bricks[0])
         self.epoch = rs.epoch
         self.primary = self._remotes[primary.name]

@@ -481,6 +481,30 @@ class ForwardReply(_message.Message):
     epoch: int
     def __init__(self, err: _Optional[int] = ..., reply: _Optional[bytes] = ..., epoch: _Optional[int] = ...) -> None: ...
 
+class LeaseAsk(_message.Message):
+    __slots__ = ("brick", "epoch", "primary")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    epoch: int
+    primary: str
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., primary: _Optional[str] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("asks",)
+    ASKS_FIELD_NUMBER: _ClassVar[int]
+    asks: _containers.RepeatedCompositeFieldContainer[LeaseAsk]
+    def __init__(self, asks: _Optional[_Iterable[_Union[LeaseAsk, _Mapping]]] = ...) -> None: ...
+
+class HeartbeatReply(_message.Message):
+    __slots__ = ("err", "errs")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    ERRS_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    errs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, err: _Optional[int] = ..., errs: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class HealEntriesReply(_message.Message):
     __slots__ = ("err", "entries")
     ERR_FIELD_NUMBER: _ClassVar[int]

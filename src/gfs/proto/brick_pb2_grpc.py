@@ -164,6 +164,11 @@ class BrickStub:
                 request_serializer=gfs_dot_proto_dot_brick__pb2.ForwardRequest.SerializeToString,
                 response_deserializer=gfs_dot_proto_dot_brick__pb2.ForwardReply.FromString,
                 _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/gfs.brick.v1.Brick/Heartbeat',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.HeartbeatReply.FromString,
+                _registered_method=True)
         self.HealEntries = channel.unary_unary(
                 '/gfs.brick.v1.Brick/HealEntries',
                 request_serializer=gfs_dot_proto_dot_brick__pb2.ReadDirRequest.SerializeToString,
@@ -345,6 +350,12 @@ class BrickServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Heartbeat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def HealEntries(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -501,6 +512,11 @@ def add_BrickServicer_to_server(servicer, server):
                     servicer.Forward,
                     request_deserializer=gfs_dot_proto_dot_brick__pb2.ForwardRequest.FromString,
                     response_serializer=gfs_dot_proto_dot_brick__pb2.ForwardReply.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.HeartbeatRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.HeartbeatReply.SerializeToString,
             ),
             'HealEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.HealEntries,
@@ -1225,6 +1241,33 @@ class Brick:
             '/gfs.brick.v1.Brick/Forward',
             gfs_dot_proto_dot_brick__pb2.ForwardRequest.SerializeToString,
             gfs_dot_proto_dot_brick__pb2.ForwardReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/Heartbeat',
+            gfs_dot_proto_dot_brick__pb2.HeartbeatRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.HeartbeatReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,7 +12,9 @@ set's bricks, primary first.
 
 from __future__ import annotations
 
+import errno
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -130,13 +132,22 @@ class Membership:
         """Send each brick its configuration, the primary first; the bricks that took it."""
 
         def one(address: str, req: apb.ConfigureRequest) -> str | None:
-            try:
-                with BrickdAdmin(address, timeout=PROBE_TIMEOUT * 2) as a:
-                    a.configure(req)
-                return req.brick
-            except PeerError as e:
-                log.warning("configure failed brick=%s epoch=%d error=%s", req.brick, req.epoch, e)
-                return None
+            # A member that granted the old primary a read lease says EBUSY until it ran
+            # out (at most one failure timeout): that is the wait failover must make.
+            deadline = time.monotonic() + req.failure_timeout + PROBE_TIMEOUT
+            while True:
+                try:
+                    with BrickdAdmin(address, timeout=PROBE_TIMEOUT * 2) as a:
+                        a.configure(req)
+                    return req.brick
+                except PeerError as e:
+                    if e.errno == errno.EBUSY and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                        continue
+                    log.warning(
+                        "configure failed brick=%s epoch=%d error=%s", req.brick, req.epoch, e
+                    )
+                    return None
 
         if not configs:
             return set()
