@@ -22,19 +22,27 @@ class Cluster:
 
 
 @contextmanager
-def local_cluster(tmp: Path, db_url: str | None = None, bricks: int = 3) -> Iterator[Cluster]:
+def local_cluster(
+    tmp: Path,
+    db_url: str | None = None,
+    bricks: int = 3,
+    env: dict[int, dict[str, str]] | None = None,
+    root_of: dict[int, Path] | None = None,
+) -> Iterator[Cluster]:
+    """`env` and `root_of` override a node's environment and brick root (by node index)."""
     nodes: list[BrickDaemon] = []
     roots: list[Path] = []
     g = Gfsd(tmp / "gfsd", tmp / "gfsd.log", db_url)
     try:
         for i in range(bricks):
-            root = tmp / f"n{i}" / "root"
-            root.mkdir(parents=True)
+            root = (root_of or {}).get(i) or tmp / f"n{i}" / "root"
+            root.mkdir(parents=True, exist_ok=True)
             roots.append(root)
             d = BrickDaemon(
                 {f"boot{i}": tmp / f"n{i}" / "boot"},
                 tmp / f"n{i}.log",
                 ["--root", str(root), "--zone", f"z{i}"],
+                (env or {}).get(i),
             )
             nodes.append(d.start())
         g.start()

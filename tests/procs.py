@@ -53,10 +53,17 @@ def is_mounted(path: Path) -> bool:
 
 
 class BrickDaemon:
-    def __init__(self, bricks: dict[str, Path], log: Path, extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        bricks: dict[str, Path],
+        log: Path,
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.bricks = bricks
         self.log = log
         self.extra = extra or []
+        self.env = env or {}
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,7 +75,12 @@ class BrickDaemon:
         for name, path in self.bricks.items():
             args += ["--brick", f"{name}={path}"]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(args + self.extra, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                args + self.extra,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
         wait_for(self._ready, timeout, f"gfs-brickd on {self.address} (log {self.log})")
         return self
 

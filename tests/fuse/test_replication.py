@@ -5,10 +5,8 @@ min_in_sync, heal that makes every brick identical, and exactly-once retries."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import signal
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,8 @@ from gfs.proto import brick_pb2 as pb
 from gfs.proto import brick_pb2_grpc
 from gfs.rpc.channel import insecure_channel
 from tests.cluster import Cluster, local_cluster
-from tests.procs import BrickDaemon, Mount, wait_for
+from tests.procs import wait_for
+from tests.replicas import all_in_sync, assert_identical, layout, mount, node_of
 
 HEAL_DEADLINE = 90
 
@@ -32,62 +31,6 @@ def vol(tmp_path: Path) -> Iterator[Cluster]:
         api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
         api.volume_start("demo")
         yield c
-
-
-def mount(c: Cluster, tmp_path: Path, name: str = "mnt") -> Mount:
-    opts = f"token-file={c.gfsd.state / 'admin.token'},attr-timeout=0,entry-timeout=0"
-    return Mount(f"{c.gfsd.address}:/demo", tmp_path / name, tmp_path / f"{name}.log", opts)
-
-
-def layout(c: Cluster) -> m.ReplicaSet:
-    with c.client() as api:
-        return api.volume("demo").replica_sets[0]
-
-
-def node_of(c: Cluster, rs: m.ReplicaSet, brick_id: str | None) -> BrickDaemon:
-    address = next(b.address for b in rs.bricks if b.id == brick_id)
-    return next(d for d in c.nodes if d.address == address)
-
-
-def all_in_sync(c: Cluster) -> bool:
-    return all(b.in_sync for b in layout(c).bricks)
-
-
-def tree(brick: Path) -> dict[str, Any]:
-    """What must be equal on every replica, read straight off the brick."""
-    out: dict[str, Any] = {}
-    for dirpath, dirnames, filenames in os.walk(brick):
-        rel_dir = os.path.relpath(dirpath, brick)
-        if rel_dir == ".":
-            dirnames[:] = [d for d in dirnames if d != ".gfs"]
-        for name in sorted(dirnames + filenames):
-            p = Path(dirpath) / name
-            st = p.lstat()
-            xattrs = {
-                x: os.getxattr(p, x, follow_symlinks=False)
-                for x in os.listxattr(p, follow_symlinks=False)
-                if x.startswith(("user.", "trusted.gfs.gfid"))
-            }
-            entry: dict[str, Any] = {
-                "mode": st.st_mode,
-                "uid": st.st_uid,
-                "gid": st.st_gid,
-                "xattrs": xattrs,
-            }
-            if stat.S_ISREG(st.st_mode):
-                entry["sha"] = hashlib.sha256(p.read_bytes()).hexdigest()
-                entry["nlink"] = st.st_nlink
-            elif stat.S_ISLNK(st.st_mode):
-                entry["target"] = os.readlink(p)
-            out[os.path.join(rel_dir, name)] = entry
-    return out
-
-
-def assert_identical(c: Cluster) -> None:
-    trees = [tree(Path(b.path)) for b in layout(c).bricks]
-    assert trees[0], "the primary's brick is empty"
-    for t in trees[1:]:
-        assert t == trees[0]
 
 
 def test_secondary_killed_writes_go_on_then_heal(vol: Cluster, tmp_path: Path) -> None:

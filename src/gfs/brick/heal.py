@@ -121,7 +121,11 @@ def put(b: Brick, req: pb.HealPutRequest) -> Attr:
             have = None
     if have is not None and have.gfid != a.gfid:
         raise OSError(errno.EEXIST, "a different object has that name")
-    if have is None:
+    if have is None and (req.set_data or req.finish) and a.gfid != ROOT_GFID:
+        # Data and attributes go to the object, never to a name: a rename forwarded
+        # meanwhile may have moved it, and a name made here would be one too many.
+        b.getattr(a.gfid)
+    elif have is None:
         kind = _kind(a.mode)
         try:
             b.getattr(a.gfid)
@@ -210,7 +214,7 @@ class Crawl:
         dirs = [ROOT_GFID]
         while dirs:
             d = dirs.pop()
-            files: list[tuple[bytes, bytes]] = []
+            files: list[tuple[bytes, bytes, bool]] = []
             with self.rep.locks.hold([d]):
                 mine = {n: a for n, _, a in _listing(self.b, d)}
                 theirs = {
@@ -236,25 +240,45 @@ class Crawl:
                     if stat.S_ISREG(a.st.st_mode):
                         if n not in theirs:
                             self._put(d, n, a)
-                        files.append((n, a.gfid))
+                        files.append((n, a.gfid, n not in theirs))
                         continue
                     target = self.b.readlink(a.gfid) if stat.S_ISLNK(a.st.st_mode) else b""
-                    self._put(d, n, a, target=target, finish=True)
+                    if n not in theirs:
+                        self._put(d, n, a, target=target)
+                    self._put(d, n, a, finish=True)
                     if stat.S_ISDIR(a.st.st_mode):
                         dirs.append(a.gfid)
                 if d == ROOT_GFID:
                     self._put(b"", b"", self.b.getattr(d), finish=True)
-            for n, g in files:
-                self._file(d, n, g)
+            for n, g, new in files:
+                self._file(d, n, g, new)
         return self.stats
 
-    def _file(self, parent: bytes, name: bytes, gfid: bytes) -> None:
+    def _file(self, parent: bytes, name: bytes, gfid: bytes, new: bool) -> None:
         try:
-            theirs = list(self._rpc("HealSums", pb.GfidRequest(brick=self.member, gfid=gfid)).sums)
+            # A file just made on the member is empty: no sums to ask for.
+            theirs = (
+                []
+                if new
+                else list(self._rpc("HealSums", pb.GfidRequest(brick=self.member, gfid=gfid)).sums)
+            )
             fh, a = self.b.open(gfid, os.O_RDONLY)
         except FileNotFoundError:
             return  # removed meanwhile: the forward removed it on the member too
         try:
+            if a.st.st_size <= HEAL_CHUNK:  # small: content and attributes in one call
+                with self.rep.locks.hold([gfid]):
+                    data = self.b.read(fh, 0, HEAL_CHUNK)
+                    same = len(theirs) == (1 if data else 0) and (
+                        not data or theirs[0] == _sum(data)
+                    )
+                    self._put(
+                        parent, name, self.b.getattr(gfid),
+                        set_data=not same, offset=0, data=b"" if same else data, finish=True,
+                    )  # fmt: skip
+                    self.stats.bytes += 0 if same else len(data)
+                self.stats.files += 1
+                return
             offset, i = 0, 0
             while offset < a.st.st_size:
                 with self.rep.locks.hold([gfid]):

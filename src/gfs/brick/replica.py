@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 import os
+import signal
 import threading
 import time
 import uuid
@@ -70,6 +71,10 @@ REQUESTS: dict[str, type[Any]] = {
     "RemoveXattr": pb.XattrRequest,
 }
 DEDUP_SIZE = 1 << 16
+#: Fault injection for the fault tests only: "METHOD[:NAME]" makes the primary kill
+#: itself (SIGKILL) after applying such a mutation and before forwarding it, a moment
+#: no outside signal can hit reliably.
+CRASH_BEFORE_FORWARD = os.environ.get("GFS_FAULT_CRASH_BEFORE_FORWARD", "")
 
 Apply = Callable[[Any], Any]
 
@@ -103,6 +108,13 @@ def is_mutation(method: str, req: Any) -> bool:
     if method == "Open":
         return bool(req.flags & (os.O_ACCMODE | os.O_TRUNC))
     return method in REQUESTS and method != "Flush"
+
+
+def _maybe_crash(method: str, req: Any) -> None:
+    want, _, name = CRASH_BEFORE_FORWARD.partition(":")
+    if method == want and (not name or getattr(req, "name", b"") == name.encode()):
+        log.warning("fault injection: crash before forwarding op=%s", method)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class GfidLocks:
@@ -379,6 +391,8 @@ class Replica:
                 rep = apply(req)
                 if rep.err:
                     return rep
+                if CRASH_BEFORE_FORWARD:
+                    _maybe_crash(method, req)
                 fwd = self._payload(method, req, rep, hgfid)
                 if reqid:
                     self.pending.put(reqid, (rep, fwd))

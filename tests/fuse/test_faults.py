@@ -1,0 +1,318 @@
+"""Fault tests with real processes (issue: replication that cannot split-brain).
+
+Two mounts append checksummed records continuously, to files of their own and
+interleaved into one shared O_APPEND file under record locks, while a secondary's
+brick daemon and then the primary's are killed with SIGKILL and restarted. A
+reader on a third mount keeps a history (start, end, value) that is checked for
+linearizability. Afterwards every acknowledged record is read back intact from
+every mount and the bricks are identical on disk. Further cases: gfsd stopped
+during I/O, a member whose disk fills, and a primary killed between applying a
+mutation and forwarding it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import itertools
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from gfs.api import models as m
+from gfs.proto import brick_pb2 as pb
+from gfs.proto import brick_pb2_grpc
+from gfs.rpc.channel import insecure_channel
+from tests.cluster import Cluster, local_cluster
+from tests.procs import wait_for
+from tests.replicas import all_in_sync, assert_identical, layout, mount, node_of
+
+log = logging.getLogger(__name__)
+
+REC = 64
+HEAL_DEADLINE = 120
+PROGRESS_DEADLINE = 60
+ROOT = b"\0" * 15 + b"\1"
+
+
+def record(writer: str, seq: int) -> bytes:
+    body = f"{writer}:{seq:09d}:".encode().ljust(REC - 9, b".")
+    return body + f"{zlib.crc32(body):08x}\n".encode()
+
+
+def parse(data: bytes) -> list[tuple[str, int]]:
+    """Every record of a log; fails on a torn or corrupt one."""
+    assert len(data) % REC == 0, f"log of {len(data)} bytes is not whole records"
+    out = []
+    for i in range(0, len(data), REC):
+        rec = data[i : i + REC]
+        body, crc = rec[: REC - 9], rec[REC - 9 : REC - 1]
+        assert f"{zlib.crc32(body):08x}".encode() == crc, f"corrupt record at {i}: {rec!r}"
+        writer, seq, _ = body.decode().split(":", 2)
+        out.append((writer, int(seq)))
+    return out
+
+
+@dataclass
+class Writer:
+    mnt: Path
+    name: str
+    stop: threading.Event
+    own: list[tuple[int, float, float]] = field(default_factory=list)  # (seq, start, end)
+    shared: list[int] = field(default_factory=list)
+    errors: list[int] = field(default_factory=list)
+
+    def run(self) -> None:
+        own = os.open(self.mnt / f"{self.name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        shared = os.open(self.mnt / "shared.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        seq = 0
+        try:
+            while not self.stop.is_set():
+                seq += 1
+                rec = record(self.name, seq)
+                t0 = time.monotonic()
+                try:
+                    os.write(own, rec)
+                    self.own.append((seq, t0, time.monotonic()))
+                    fcntl.lockf(shared, fcntl.LOCK_EX)
+                    try:
+                        os.write(shared, rec)
+                        self.shared.append(seq)
+                    finally:
+                        fcntl.lockf(shared, fcntl.LOCK_UN)
+                except OSError as e:
+                    self.errors.append(e.errno or 0)
+        finally:
+            os.close(own)
+            os.close(shared)
+
+    def max_gap(self, since: float) -> float:
+        ends = [since] + [e for _, _, e in self.own if e >= since]
+        return max((b - a for a, b in itertools.pairwise(ends)), default=0.0)
+
+
+@dataclass
+class Reader:
+    """Reads the last record of a writer's log through another mount: (start, end, seq)."""
+
+    path: Path
+    stop: threading.Event
+    history: list[tuple[float, float, int]] = field(default_factory=list)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                with open(self.path, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    if size < REC:
+                        continue
+                    f.seek(size - REC)
+                    last = parse(f.read(REC))[0][1]
+            except (OSError, AssertionError):
+                continue  # an unavailable read is allowed; a stale one is not
+            self.history.append((t0, time.monotonic(), last))
+
+
+def check_linearizable(writes: list[tuple[int, float, float]], reads: list[Any]) -> None:
+    """A read that began after a write was acknowledged sees that write or a later one."""
+    acked = sorted((end, seq) for seq, _, end in writes)
+    best, i = 0, 0
+    for start, _, seen in sorted(reads):
+        while i < len(acked) and acked[i][0] < start:
+            best = max(best, acked[i][1])
+            i += 1
+        assert seen >= best, f"read at {start:.3f} saw record {seen}, older than acked {best}"
+
+
+def wait_progress(writers: list[Writer], more: int, what: str) -> None:
+    marks = [len(w.own) + more for w in writers]
+    wait_for(
+        lambda: all(len(w.own) >= k for w, k in zip(writers, marks, strict=True)),
+        PROGRESS_DEADLINE,
+        what,
+    )
+
+
+@pytest.fixture
+def vol(tmp_path: Path) -> Iterator[Cluster]:
+    with local_cluster(tmp_path) as c, c.client() as api:
+        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="200MiB"))
+        api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
+        api.volume_start("demo")
+        yield c
+
+
+def test_writers_survive_kills_of_secondary_and_primary(vol: Cluster, tmp_path: Path) -> None:
+    c = vol
+    mounts = [mount(c, tmp_path, n).start() for n in ("a", "b", "r")]
+    stop = threading.Event()
+    writers = [Writer(mounts[0].mountpoint, "wa", stop), Writer(mounts[1].mountpoint, "wb", stop)]
+    reader = Reader(mounts[2].mountpoint / "wa.log", stop)
+    runs = [w.run for w in writers] + [reader.run]
+    threads = [threading.Thread(target=run, daemon=True) for run in runs]
+    stalls: dict[str, float] = {}
+    try:
+        for t in threads:
+            t.start()
+        wait_progress(writers, 20, "writers to start")
+        for role in ("secondary", "primary"):
+            rs = layout(c)
+            victim = (
+                node_of(c, rs, rs.primary)
+                if role == "primary"
+                else node_of(c, rs, next(b.id for b in rs.bricks if b.id != rs.primary))
+            )
+            t_kill = time.monotonic()
+            victim.stop(signal.SIGKILL)
+            wait_progress(writers, 20, f"writes to go on after the {role} was killed")
+            stalls[role] = max(w.max_gap(t_kill) for w in writers)
+            victim.start()
+            wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, f"the {role} to heal")
+            wait_progress(writers, 10, f"writes after the {role} healed")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    log.info("write stalls %s", stalls)
+    wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "every member in sync at the end")
+    try:
+        for mnt in mounts:
+            root = mnt.mountpoint
+            for w in writers:
+                got = [s for n, s in parse((root / f"{w.name}.log").read_bytes()) if n == w.name]
+                acked = [s for s, _, _ in w.own]
+                assert set(acked) <= set(got), f"{w.name}: acknowledged records missing"
+                assert len(got) == len(set(got)), f"{w.name}: a record was applied twice"
+            shared = parse((root / "shared.log").read_bytes())
+            for w in writers:
+                mine = [s for n, s in shared if n == w.name]
+                assert set(w.shared) <= set(mine) and len(mine) == len(set(mine))
+        check_linearizable(writers[0].own, reader.history)
+        assert len(reader.history) > 10
+        assert_identical(c)
+    finally:
+        for mnt in mounts:
+            mnt.stop()
+
+
+def test_io_goes_on_while_gfsd_is_stopped(vol: Cluster, tmp_path: Path) -> None:
+    c = vol
+    a = mount(c, tmp_path, "a").start()
+    b = mount(c, tmp_path, "b").start()
+    assert c.gfsd.proc is not None
+    try:
+        c.gfsd.proc.send_signal(signal.SIGSTOP)
+        for i in range(20):
+            (a.mountpoint / f"f{i}").write_text(f"value {i}")
+            assert (b.mountpoint / f"f{i}").read_text() == f"value {i}"
+        (b.mountpoint / "d").mkdir()
+        os.rename(a.mountpoint / "f0", a.mountpoint / "d" / "f0")
+        assert sorted(os.listdir(b.mountpoint / "d")) == ["f0"]
+    finally:
+        c.gfsd.proc.send_signal(signal.SIGCONT)
+        b.stop()
+        a.stop()
+    assert_identical(c)
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    path.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_member_with_a_full_disk_leaves_in_sync(tmp_path: Path) -> None:
+    with (
+        tmpfs(tmp_path / "small", "8m") as small,
+        local_cluster(tmp_path, root_of={2: small}) as c,
+        c.client() as api,
+    ):
+        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="6MiB"))
+        api.volume_start("demo")
+        rs = layout(c)
+        full = next(b for b in rs.bricks if b.address == c.nodes[2].address)
+        (small / "filler").write_bytes(b"\0" * (6 << 20))  # outside the brick: a full disk
+        mnt = mount(c, tmp_path).start()
+        try:
+            data = os.urandom(3 << 20)
+            try:
+                (mnt.mountpoint / "big").write_bytes(data)
+                written = True
+            except OSError as e:
+                assert e.errno == errno.ENOSPC  # the primary itself was full
+                written = False
+            after = layout(c)
+            if written:
+                # The full member left in_sync before the write was acknowledged.
+                assert [b.name for b in after.bricks if not b.in_sync] == [full.name]
+                assert (mnt.mountpoint / "big").read_bytes() == data
+                for b in after.bricks:
+                    if b.in_sync:
+                        assert (Path(b.path) / "big").read_bytes() == data
+            else:
+                assert full.id == rs.primary
+        finally:
+            mnt.stop()
+
+
+def test_primary_killed_between_apply_and_forward(tmp_path: Path) -> None:
+    """The primary makes `stray` locally and dies before forwarding it. The client's
+    retry of an ordinary write fails over; the stray object exists only on the dead
+    primary, and heal removes it when that brick comes back (I8)."""
+    crash = {"GFS_FAULT_CRASH_BEFORE_FORWARD": "MakeNode:stray"}
+    with (
+        local_cluster(tmp_path, env={0: crash, 1: crash, 2: crash}) as c,
+        c.client() as api,
+    ):
+        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="100MiB"))
+        api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
+        api.volume_start("demo")
+        rs = layout(c)
+        primary = next(b for b in rs.bricks if b.id == rs.primary)
+        old = node_of(c, rs, rs.primary)
+        with insecure_channel(primary.address) as ch:
+            stub: Any = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
+            with pytest.raises(grpc.RpcError):  # the daemon dies during the call
+                r = stub.MakeNode(
+                    pb.MakeNodeRequest(
+                        brick=primary.name,
+                        parent=ROOT,
+                        name=b"stray",
+                        gfid=os.urandom(16),
+                        kind=pb.NODE_KIND_FILE,
+                        mode=0o100644,
+                    ),
+                    timeout=10,
+                    metadata=[("gfs-epoch", str(rs.epoch)), ("gfs-req", "t:1")],
+                )
+                raise AssertionError(f"MakeNode answered {r.err}")
+        assert old.proc is not None and old.proc.wait(10) == -signal.SIGKILL
+        assert (Path(primary.path) / "stray").exists()
+        mnt = mount(c, tmp_path).start()
+        try:
+            (mnt.mountpoint / "after").write_text("acknowledged on the new primary")
+            assert not (mnt.mountpoint / "stray").exists()
+            old.env = {}
+            old.start()
+            wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the old primary to heal")
+            assert not (Path(primary.path) / "stray").exists()
+            assert_identical(c)
+        finally:
+            mnt.stop()
