@@ -182,7 +182,10 @@ def test_volume_lifecycle(cluster: Env) -> None:
     human = gfs(cluster, "volume", "heal", "life", "info")
     assert human.returncode == 0 and "primary" in human.stdout
     bad = gfs(cluster, "volume", "heal", "life", "split-brain")
-    assert bad.returncode == 2 and "only 'info'" in one_line_error(bad)
+    assert bad.returncode == 2 and "use info, full" in one_line_error(bad)
+    r = gfs(cluster, "volume", "heal", "life", "full")
+    assert r.returncode == 0, r.stderr
+    assert "healed" in r.stdout and "files checked" in r.stdout
 
     r = gfs(cluster, "volume", "set", "life", "client.attr-timeout=4")
     assert r.returncode == 0, r.stderr

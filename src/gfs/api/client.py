@@ -168,3 +168,6 @@ class Client:
 
     def heal_info(self, name: str) -> m.HealInfo:
         return self._get(m.HealInfo, "GET", f"/v1/volumes/{name}/heal")
+
+    def heal_start(self, name: str, full: bool) -> m.HealInfo:
+        return self._get(m.HealInfo, "POST", f"/v1/volumes/{name}/heal", m.HealStart(full=full))

@@ -239,6 +239,17 @@ class HealSet(Wire):
     in_sync: int
     min_in_sync: int
     members: list[HealMember]
+    # The primary's heal worker: crawling now, and files checked, bytes copied and
+    # seconds taken by its current or last crawl.
+    running: bool = False
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+class HealStart(Wire):
+    #: also crawl the members in sync, repairing any difference
+    full: bool = False
 
 
 class HealInfo(Wire):

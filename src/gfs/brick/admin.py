@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 
 from gfs import __version__
+from gfs.brick.heal import HealWorker
 from gfs.brick.replica import Config, Replica
 from gfs.brick.service import BrickService
 from gfs.brick.store import META, NAME_MAX, Brick
@@ -68,6 +69,7 @@ class AdminService:
         self.roots = [r.resolve() for r in roots]
         self.zone = zone
         self.lock = threading.Lock()
+        self.healer: HealWorker | None = None
         self.node_id = ""
         self._served: dict[str, dict[str, Any]] = {}
         if self.roots:
@@ -260,6 +262,30 @@ class AdminService:
             self._served[req.brick]["replica"] = cfg.to_json()
             self._save_state()
         return pb.ConfigureReply(epoch=cfg.epoch)
+
+    def _heal_status(self, brick: str) -> pb.HealStatusReply:
+        if self.healer is None:
+            raise _err(errno.EOPNOTSUPP, "this daemon runs no heal worker")
+        p, out = self.healer.status(brick)
+        if p is None:
+            return pb.HealStatusReply(members_out=out)
+        s = p.stats
+        return pb.HealStatusReply(
+            running=p.running, files=s.files, bytes=s.bytes, seconds=p.seconds, members_out=out
+        )
+
+    @admin_rpc(pb.HealStatusReply)
+    def Heal(self, req: pb.HealRequest, ctx: Any) -> pb.HealStatusReply:
+        rep = self.bricks.replicas.get(req.brick)
+        if rep is None or rep.cfg.primary != req.brick:
+            raise _err(errno.EREMCHG, f"brick {req.brick} is not a primary here")
+        assert self.healer is not None
+        self.healer.trigger(req.brick, req.full)
+        return self._heal_status(req.brick)
+
+    @admin_rpc(pb.HealStatusReply)
+    def HealStatus(self, req: pb.HealRequest, ctx: Any) -> pb.HealStatusReply:
+        return self._heal_status(req.brick)
 
     def _unserve(self, name: str) -> None:
         if name not in self._served:

@@ -180,7 +180,9 @@ class HealStats:
 class Crawl:
     """One full crawl from the primary `rep` to `member`."""
 
-    def __init__(self, rep: Replica, member: str, address: str, epoch: int) -> None:
+    def __init__(
+        self, rep: Replica, member: str, address: str, epoch: int, stats: HealStats | None = None
+    ) -> None:
         from gfs.brick.replica import brick_stub
 
         self.rep = rep
@@ -188,7 +190,7 @@ class Crawl:
         self.member = member
         self.stub = brick_stub(address)
         self.epoch = epoch
-        self.stats = HealStats()
+        self.stats = stats or HealStats()
 
     def _rpc(self, name: str, req: Any) -> Any:
         r = getattr(self.stub, name)(req, timeout=RPC_TIMEOUT)
@@ -297,26 +299,47 @@ class Crawl:
             self.b.release(fh)
 
 
+@dataclass
+class Progress:
+    stats: HealStats
+    running: bool = False
+    started: float = 0.0
+    ended: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return (time.monotonic() if self.running else self.ended) - self.started
+
+
 class HealWorker:
     """One per brick daemon: heals the out-of-sync members of the replica sets whose
-    primary this node serves. `run_once()` is one pass (tests call it)."""
+    primary this node serves, every `interval` seconds or when asked (`trigger`, with
+    `full` also crawling the members in sync). `run_once()` is one pass (tests)."""
 
     def __init__(self, service: BrickService, interval: float = 2.0) -> None:
         self.service = service
         self.interval = interval
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last: dict[str, HealStats] = {}
+        self._wake = threading.Event()
+        self._full: set[str] = set()
+        self.progress: dict[str, Progress] = {}
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="heal", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._loop, name="heal", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def trigger(self, brick: str, full: bool) -> None:
+        if full:
+            self._full.add(brick)
+        self._wake.set()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
             try:
                 self.run_once()
             except Exception:
@@ -329,12 +352,40 @@ class HealWorker:
             cfg = rep.cfg
             if not rep.confirmed or cfg.primary != rep.name:
                 continue
-            for member, (address, state) in cfg.members.items():
-                if state == "in_sync" or member == rep.name:
-                    continue
-                if heal_member(rep, member, address):
-                    done += 1
+            full = rep.name in self._full
+            self._full.discard(rep.name)
+            todo = [
+                (b, addr, st == "in_sync")
+                for b, (addr, st) in cfg.members.items()
+                if b != rep.name and (full or st != "in_sync")
+            ]
+            if not todo:
+                continue
+            p = self.progress[rep.name] = Progress(HealStats(), True, time.monotonic())
+            try:
+                for member, address, in_sync in todo:
+                    if in_sync:
+                        repair(rep, member, address, p.stats)
+                    elif heal_member(rep, member, address, p.stats):
+                        done += 1
+            finally:
+                p.running, p.ended = False, time.monotonic()
         return done
+
+    def status(self, brick: str) -> tuple[Progress | None, int]:
+        rep = self.service.replicas.get(brick)
+        out = 0 if rep is None else len(rep.cfg.members) - len(rep.cfg.in_sync())
+        return self.progress.get(brick), out
+
+
+def repair(rep: Replica, member: str, address: str, stats: HealStats) -> None:
+    """A full crawl of a member in sync: repairs what differs (it should be nothing)."""
+    if not _answers(rep, member, address):
+        return
+    try:
+        Crawl(rep, member, address, rep.cfg.epoch, stats).run()
+    except (OSError, grpc.RpcError) as e:
+        log.warning("repair failed brick=%s member=%s error=%s", rep.name, member, e)
 
 
 def _answers(rep: Replica, member: str, address: str) -> bool:
@@ -347,17 +398,19 @@ def _answers(rep: Replica, member: str, address: str) -> bool:
     return not r.err
 
 
-def heal_member(rep: Replica, member: str, address: str) -> bool:
+def heal_member(rep: Replica, member: str, address: str, stats: HealStats | None = None) -> bool:
     if not _answers(rep, member, address):
         return False
+    stats = stats or HealStats()
     for attempt in range(3):
         cfg = rep.cfg
+        f0, b0, r0, m0 = stats.files, stats.bytes, stats.removed, stats.made
         if cfg.primary != rep.name:
             return False
         rep.healing[member] = False  # forwards reach it from now on
         t0 = time.monotonic()
         try:
-            stats = Crawl(rep, member, address, cfg.epoch).run()
+            Crawl(rep, member, address, cfg.epoch, stats).run()
         except (OSError, grpc.RpcError) as e:
             log.warning("heal failed brick=%s member=%s error=%s", rep.name, member, e)
             rep.healing.pop(member, None)
@@ -366,8 +419,8 @@ def heal_member(rep: Replica, member: str, address: str) -> bool:
         log.info(
             "heal crawl brick=%s member=%s attempt=%d files=%d bytes=%d removed=%d "
             "made=%d seconds=%.2f",
-            rep.name, member, attempt, stats.files, stats.bytes, stats.removed,
-            stats.made, took,
+            rep.name, member, attempt, stats.files - f0, stats.bytes - b0, stats.removed - r0,
+            stats.made - m0, took,
         )  # fmt: skip
         with rep.gate.exclusive():
             if rep.healing.get(member) is not False or rep.cfg.epoch != cfg.epoch:

@@ -206,7 +206,7 @@ def serve(cfg: Config) -> None:
     if port == 0:
         raise ConfigError(f"cannot listen on {cfg.listen} (address in use or not local)")
     server.start()
-    healer = HealWorker(service)
+    healer = admin.healer = HealWorker(service)
     healer.start()
     leases = LeaseWorker(service.replicas)
     leases.start()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gfs.api import models as m
@@ -219,29 +221,13 @@ def status(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None
     out.print(t)
 
 
-@app.command("heal")
-def heal(
-    ctx: typer.Context,
-    name: NameArg,
-    action: Annotated[str, typer.Argument(help="info: members, states, epoch and primary")],
-    json_out: JsonOpt = False,
-) -> None:
-    """Show the heal state of a volume's replica sets (`gfs volume heal NAME info`).
-
-    The heal worker of each primary's node heals out-of-sync members by itself as soon
-    as they answer; this shows where it stands."""
-    if action != "info":
-        raise usage(f"heal {action!r}: only 'info' is supported (healing runs by itself)")
-    with from_ctx(ctx).client() as api:
-        hi = api.heal_info(name)
-    if json_out:
-        print_json(hi)
-        return
+def _heal_table(hi: m.HealInfo) -> None:
     out = console()
     for rs in hi.sets:
         out.print(
             f"Volume {hi.volume} set {rs.index}: epoch {rs.epoch}, primary {rs.primary}, "
-            f"{rs.in_sync} in sync (writes need {rs.min_in_sync})",
+            f"{rs.in_sync} in sync (writes need {rs.min_in_sync})"
+            + (f"; healing: {rs.files} files, {human_bytes(rs.bytes)}" if rs.running else ""),
             markup=False,
         )
         t = Table("BRICK", "ADDRESS", "PATH", "ROLE", "STATE", "PEER ONLINE")
@@ -251,10 +237,79 @@ def heal(
                 escape(b.address),
                 escape(b.path),
                 "primary" if b.primary else "secondary",
-                "in sync" if b.state == "in_sync" else "[yellow]healing/out[/yellow]",
+                "in sync"
+                if b.state == "in_sync"
+                else "[yellow]out (heals when it answers)[/yellow]",
                 "yes" if b.online else "[red]no[/red]",
             )
         out.print(t)
+
+
+def _heal_done(hi: m.HealInfo, started: float) -> bool:
+    # Done once no crawl runs, every member is in sync, and the crawl we asked for ran.
+    return all(not rs.running and rs.in_sync == len(rs.members) for rs in hi.sets) and (
+        time.monotonic() - started > 1.0
+    )
+
+
+@app.command("heal")
+def heal(
+    ctx: typer.Context,
+    name: NameArg,
+    action: Annotated[
+        str | None,
+        typer.Argument(help="info: show state; full: crawl every member; none: heal now"),
+    ] = None,
+    json_out: JsonOpt = False,
+    wait: Annotated[float, typer.Option(help="seconds to follow a heal (0: do not wait)")] = 600,
+) -> None:
+    """Heal a volume like `gluster volume heal`: `gfs volume heal NAME` heals the members
+    outside the in-sync set now, `... full` crawls every member, `... info` shows the
+    epoch, primary and state of each member. The heal worker of each primary also heals
+    by itself as soon as a member answers again."""
+    if action not in (None, "info", "full"):
+        raise usage(f"heal {action!r}: use info, full, or nothing")
+    with from_ctx(ctx).client() as api:
+        if action == "info":
+            hi = api.heal_info(name)
+            if json_out:
+                print_json(hi)
+            else:
+                _heal_table(hi)
+            return
+        started = time.monotonic()
+        hi = api.heal_start(name, full=action == "full")
+        with Progress(
+            TextColumn("[bold]heal[/bold] {task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console(),
+            disable=json_out or not sys.stdout.isatty(),
+        ) as bar:
+            task = bar.add_task(name, total=None, rate="")
+            while wait and not _heal_done(hi, started) and time.monotonic() - started < wait:
+                time.sleep(0.5)
+                hi = api.heal_info(name)
+                files = sum(rs.files for rs in hi.sets)
+                nbytes = sum(rs.bytes for rs in hi.sets)
+                secs = max((rs.seconds for rs in hi.sets), default=0.0) or 1e-9
+                bar.update(task, rate=f"{files / secs:.0f} files/s, {nbytes / secs / 1e6:.1f} MB/s")
+    if json_out:
+        print_json(hi)
+        return
+    files = sum(rs.files for rs in hi.sets)
+    nbytes = sum(rs.bytes for rs in hi.sets)
+    secs = max((rs.seconds for rs in hi.sets), default=0.0)
+    state = "healed" if _heal_done(hi, started) else "still healing"
+    console().print(
+        f"Volume {name}: {state}; {files} files checked, {human_bytes(nbytes)} copied "
+        f"in {secs:.1f} s ({files / max(secs, 1e-9):.0f} files/s, "
+        f"{nbytes / max(secs, 1e-9) / 1e6:.1f} MB/s)",
+        markup=False,
+    )
+    if state != "healed":
+        raise CliError(f"volume {name} is not healed yet: see gfs volume heal {name} info")
 
 
 @app.command("set")

@@ -141,3 +141,27 @@ class ConfigureReply(_message.Message):
     err: int
     epoch: int
     def __init__(self, err: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class HealRequest(_message.Message):
+    __slots__ = ("brick", "full")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    full: bool
+    def __init__(self, brick: _Optional[str] = ..., full: _Optional[bool] = ...) -> None: ...
+
+class HealStatusReply(_message.Message):
+    __slots__ = ("err", "running", "files", "bytes", "seconds", "members_out")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_OUT_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    running: bool
+    files: int
+    bytes: int
+    seconds: float
+    members_out: int
+    def __init__(self, err: _Optional[int] = ..., running: _Optional[bool] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., seconds: _Optional[float] = ..., members_out: _Optional[int] = ...) -> None: ...

@@ -64,6 +64,16 @@ class AdminStub:
                 request_serializer=gfs_dot_proto_dot_admin__pb2.ConfigureRequest.SerializeToString,
                 response_deserializer=gfs_dot_proto_dot_admin__pb2.ConfigureReply.FromString,
                 _registered_method=True)
+        self.Heal = channel.unary_unary(
+                '/gfs.admin.v1.Admin/Heal',
+                request_serializer=gfs_dot_proto_dot_admin__pb2.HealRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_admin__pb2.HealStatusReply.FromString,
+                _registered_method=True)
+        self.HealStatus = channel.unary_unary(
+                '/gfs.admin.v1.Admin/HealStatus',
+                request_serializer=gfs_dot_proto_dot_admin__pb2.HealRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_admin__pb2.HealStatusReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -105,6 +115,18 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Heal(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HealStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +159,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Configure,
                     request_deserializer=gfs_dot_proto_dot_admin__pb2.ConfigureRequest.FromString,
                     response_serializer=gfs_dot_proto_dot_admin__pb2.ConfigureReply.SerializeToString,
+            ),
+            'Heal': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heal,
+                    request_deserializer=gfs_dot_proto_dot_admin__pb2.HealRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_admin__pb2.HealStatusReply.SerializeToString,
+            ),
+            'HealStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.HealStatus,
+                    request_deserializer=gfs_dot_proto_dot_admin__pb2.HealRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_admin__pb2.HealStatusReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +333,60 @@ class Admin:
             '/gfs.admin.v1.Admin/Configure',
             gfs_dot_proto_dot_admin__pb2.ConfigureRequest.SerializeToString,
             gfs_dot_proto_dot_admin__pb2.ConfigureReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.admin.v1.Admin/Heal',
+            gfs_dot_proto_dot_admin__pb2.HealRequest.SerializeToString,
+            gfs_dot_proto_dot_admin__pb2.HealStatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HealStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.admin.v1.Admin/HealStatus',
+            gfs_dot_proto_dot_admin__pb2.HealRequest.SerializeToString,
+            gfs_dot_proto_dot_admin__pb2.HealStatusReply.FromString,
             options,
             channel_credentials,
             insecure,

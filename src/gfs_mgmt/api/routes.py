@@ -90,6 +90,10 @@ def build(mgr: Manager) -> APIRouter:
     def heal_info(name: str) -> m.HealInfo:
         return mgr.membership.heal_info(name)
 
+    @r.post("/volumes/{name}/heal", response_model=m.HealInfo, tags=["replication"])
+    def heal_start(name: str, body: m.HealStart) -> m.HealInfo:
+        return mgr.membership.heal_start(name, body.full)
+
     @r.get("/volumes/{name}/status", response_model=m.VolumeStatus, tags=["volumes"])
     def volume_status(name: str) -> m.VolumeStatus:
         return mgr.volume_status(name)

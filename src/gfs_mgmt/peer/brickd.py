@@ -66,6 +66,14 @@ class BrickdAdmin:
     def configure(self, req: apb.ConfigureRequest) -> None:
         self._call("Configure", req)
 
+    def heal(self, brick: str, full: bool) -> apb.HealStatusReply:
+        r: apb.HealStatusReply = self._call("Heal", apb.HealRequest(brick=brick, full=full))
+        return r
+
+    def heal_status(self, brick: str) -> apb.HealStatusReply:
+        r: apb.HealStatusReply = self._call("HealStatus", apb.HealRequest(brick=brick))
+        return r
+
 
 def is_unreachable(e: PeerError) -> bool:
     return e.errno in (errno.ENOTCONN, errno.ETIMEDOUT)

@@ -274,6 +274,7 @@ class Membership:
             v = self._volume(s, name)
             opts = {o.key: o.value for o in v.options}
             sets = []
+            primaries: list[tuple[str, str]] = []
             for rs in v.replica_sets:
                 members = [
                     m.HealMember(
@@ -286,17 +287,57 @@ class Membership:
                     )
                     for b in rs.bricks
                 ]
+                primary = next((x for x in members if x.primary), None)
+                primaries.append((primary.address, primary.brick) if primary else ("", ""))
                 sets.append(
                     m.HealSet(
                         index=rs.index,
                         epoch=rs.epoch,
-                        primary=next((x.brick for x in members if x.primary), None),
+                        primary=primary.brick if primary else None,
                         in_sync=sum(b.in_sync for b in rs.bricks),
                         min_in_sync=min_in_sync(v.replica_count, opts),
                         members=members,
                     )
                 )
-            return m.HealInfo(volume=name, sets=sets)
+        for hs, st in zip(sets, self._pool.map(lambda p: _heal_status(*p), primaries), strict=True):
+            if st is not None:
+                hs.running, hs.files, hs.bytes, hs.seconds = (
+                    st.running,
+                    st.files,
+                    st.bytes,
+                    st.seconds,
+                )
+        return m.HealInfo(volume=name, sets=sets)
+
+    def heal_start(self, name: str, full: bool) -> m.HealInfo:
+        """Ask each set's primary to heal now (`full`: crawl the in-sync members too)."""
+        with self.db.session() as s:
+            v = self._volume(s, name)
+            if v.state != "started":
+                raise GfsError("busy", "volume_not_started", f"volume {name} is not started")
+            targets = [
+                (b.peer.address, b.name)
+                for rs in v.replica_sets
+                for b in rs.bricks
+                if b.id == rs.primary_brick_id
+            ]
+        for address, brick in targets:
+            try:
+                with BrickdAdmin(address, timeout=PROBE_TIMEOUT * 2) as a:
+                    a.heal(brick, full)
+            except PeerError as e:
+                raise GfsError("unavailable", "heal_failed", f"heal on {brick}: {e}") from e
+        return self.heal_info(name)
+
+
+def _heal_status(address: str, brick: str) -> apb.HealStatusReply | None:
+    if not address:
+        return None
+    try:
+        with BrickdAdmin(address, timeout=PROBE_TIMEOUT) as a:
+            return a.heal_status(brick)
+    except PeerError:
+        return None
 
 
 def _answers(address: str) -> bool:
