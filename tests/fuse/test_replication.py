@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gfs.api import models as m
+from gfs.api.client import ApiError
 from gfs.proto import brick_pb2 as pb
 from gfs.proto import brick_pb2_grpc
 from gfs.rpc.channel import insecure_channel
@@ -186,3 +187,35 @@ def test_deposed_primary_serves_no_reads(vol: Cluster, tmp_path: Path) -> None:
     finally:
         old.proc.send_signal(signal.SIGCONT)
         mnt.stop()
+
+
+def test_replace_dead_brick_is_filled_by_heal(tmp_path: Path) -> None:
+    with local_cluster(tmp_path, bricks=4) as c, c.client() as api:
+        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="100MiB"))
+        api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
+        api.volume_start("demo")
+        rs = layout(c)
+        mnt = mount(c, tmp_path).start()
+        try:
+            (mnt.mountpoint / "d").mkdir()
+            (mnt.mountpoint / "d" / "f").write_bytes(b"z" * 1_500_000)
+            old = next(b for b in rs.bricks if b.id != rs.primary)
+            node = next(d for d in c.nodes if d.address == old.address)
+            node.stop(signal.SIGKILL)
+            spare = next(
+                i for i, d in enumerate(c.nodes) if d.address not in {b.address for b in rs.bricks}
+            )
+            new = f"{c.nodes[spare].address}:{c.roots[spare]}/fresh"
+            other = next(b for b in rs.bricks if b.id == rs.primary)
+            k = next(i for i, d in enumerate(c.nodes) if d.address == other.address)
+            with pytest.raises(ApiError, match="distinct peers"):
+                api.volume_replace_brick("demo", old.name, f"{other.address}:{c.roots[k]}/x")
+            v = api.volume_replace_brick("demo", old.name, new)
+            names = [b.name for b in v.replica_sets[0].bricks]
+            assert old.name not in names
+            (mnt.mountpoint / "after").write_text("written while the new brick heals")
+            wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the new brick to heal")
+            assert (Path(c.roots[spare]) / "fresh" / "d" / "f").read_bytes() == b"z" * 1_500_000
+            assert_identical(c)
+        finally:
+            mnt.stop()

@@ -171,3 +171,7 @@ class Client:
 
     def heal_start(self, name: str, full: bool) -> m.HealInfo:
         return self._get(m.HealInfo, "POST", f"/v1/volumes/{name}/heal", m.HealStart(full=full))
+
+    def volume_replace_brick(self, name: str, old: str, new: str) -> m.Volume:
+        body = m.ReplaceBrick(old=old, new=new)
+        return self._get(m.Volume, "POST", f"/v1/volumes/{name}/replace-brick", body)

@@ -255,3 +255,10 @@ class HealStart(Wire):
 class HealInfo(Wire):
     volume: str
     sets: list[HealSet]
+
+
+class ReplaceBrick(Wire):
+    old: str = Field(
+        max_length=4200, description="brick name or HOST:/PATH of the brick to replace"
+    )
+    new: str = Field(max_length=4200, description="HOST:/PATH of the new, empty brick")

@@ -221,6 +221,24 @@ def status(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None
     out.print(t)
 
 
+@app.command("replace-brick")
+def replace_brick(
+    ctx: typer.Context,
+    name: NameArg,
+    old: Annotated[str, typer.Argument(help="brick name or HOST:/PATH to replace")],
+    new: Annotated[str, typer.Argument(help="HOST:/PATH of the new, empty brick")],
+) -> None:
+    """Put a new brick in the place of an old (for example dead) one; heal fills it."""
+    if ":/" not in new:
+        raise usage(f"new brick {new!r}: expected HOST:/absolute/path")
+    with from_ctx(ctx).client() as api:
+        v = api.volume_replace_brick(name, old, new)
+    console().print(
+        f"Volume {v.name}: {old} replaced by {new}; it heals now (gfs volume heal {v.name} info)",
+        markup=False,
+    )
+
+
 def _heal_table(hi: m.HealInfo) -> None:
     out = console()
     for rs in hi.sets:

@@ -90,6 +90,10 @@ def build(mgr: Manager) -> APIRouter:
     def heal_info(name: str) -> m.HealInfo:
         return mgr.membership.heal_info(name)
 
+    @r.post("/volumes/{name}/replace-brick", response_model=m.Volume, tags=["volumes"])
+    def volume_replace_brick(name: str, body: m.ReplaceBrick) -> m.Volume:
+        return mgr.volume_replace_brick(name, body.old, body.new)
+
     @r.post("/volumes/{name}/heal", response_model=m.HealInfo, tags=["replication"])
     def heal_start(name: str, body: m.HealStart) -> m.HealInfo:
         return mgr.membership.heal_start(name, body.full)

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
@@ -156,13 +157,25 @@ class Membership:
         done.discard(None)
         return {d for d in done if d}
 
-    def configure_volume(self, name: str) -> None:
-        """Push every replica set's configuration (volume start)."""
+    def configure_volume(self, name: str, required: list[str] | None = None) -> None:
+        """Push every replica set's configuration (volume start: every brick must take
+        it; else the primaries and `required` must)."""
         with self.db.session() as s:
             v = self._volume(s, name)
             configs = [c for rs in v.replica_sets for c in self._configs(v, rs)]
+            if required is not None:
+                required = required + [
+                    b.name
+                    for rs in v.replica_sets
+                    for b in rs.bricks
+                    if b.id == rs.primary_brick_id
+                ]
         took = self.push(configs)
-        missing = [c.brick for _, c in configs if c.brick not in took]
+        missing = [
+            c.brick
+            for _, c in configs
+            if c.brick not in took and (required is None or c.brick in required)
+        ]
         if missing:
             raise GfsError(
                 "unavailable", "configure_failed", f"bricks {', '.join(missing)} not configured"
@@ -268,6 +281,43 @@ class Membership:
             return f"primary {old.name if old else '?'} failed; {nb.name} promoted"
 
         return self._change(name, index, body.epoch, "primary_changed", change)
+
+    def replace(self, name: str, brick_id: str, new: dict[str, Any], undo: bool = False) -> None:
+        """Point brick row `brick_id` at `new` (peer, root, path, name), out of in_sync,
+        epoch + 1; a primary being replaced hands over to an in-sync member first."""
+        with self.db.session() as s:
+            v = self._volume(s, name)
+            rs, b = next(
+                ((rs, b) for rs in v.replica_sets for b in rs.bricks if b.id == brick_id),
+                (None, None),
+            )
+            if rs is None or b is None:
+                raise GfsError("not_found", "brick_not_found", f"no brick {brick_id}")
+            if b.name == new["name"]:
+                return  # already done (a resumed transaction)
+            b.peer_id, b.root, b.path, b.name = (
+                new["peer_id"],
+                new["root"],
+                new["path"],
+                new["name"],
+            )
+            b.in_sync = undo
+            if rs.primary_brick_id == b.id and not undo:
+                other = next((x for x in rs.bricks if x.in_sync and x is not b), None)
+                if other is None:
+                    raise GfsError(
+                        "busy", "no_primary", f"no in-sync member can take over from {b.name}"
+                    )
+                rs.primary_brick_id = other.id
+            rs.epoch += 1
+            s.add(
+                Event(
+                    kind="brick_replaced",
+                    volume=name,
+                    message=f"brick {brick_id} is now {new['name']} at {new['path']}",
+                    payload={"epoch": rs.epoch},
+                )
+            )
 
     def heal_info(self, name: str) -> m.HealInfo:
         with self.db.session() as s:

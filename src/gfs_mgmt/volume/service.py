@@ -52,6 +52,8 @@ class Manager:
         self.registry.register("db_state", self._db_state, self._db_state_undo)
         self.registry.register("db_delete", self._db_delete, self._noop)
         self.registry.register("configure", self._configure, self._noop)
+        self.registry.register("db_replace", self._db_replace, self._db_replace_undo)
+        self.registry.register("unserve_quiet", self._unserve_quiet, self._noop)
         self.engine = Engine(db, self.registry, self)
         self.membership = Membership(db)
 
@@ -446,6 +448,66 @@ class Manager:
         steps.append(Step("db_delete", {"volume": name}))
         self._run("volume_delete", name, steps)
 
+    def volume_replace_brick(self, name: str, old: str, new: str) -> m.Volume:
+        """Put a new, empty brick in the place of `old` (a brick name or HOST:/PATH); the
+        primary's heal worker fills it and gfsd puts it back into in_sync."""
+        with self.db.session() as s:
+            v = self._volume_row(s, name)
+            if v.state != "started":
+                raise GfsError("busy", "volume_not_started", f"start volume {name} first")
+            peers = s.scalars(select(Peer).options(selectinload(Peer.roots))).all()
+            ob = next(
+                (
+                    b
+                    for rs in v.replica_sets
+                    for b in rs.bricks
+                    if old in (b.name, f"{b.peer.address}:{b.path}", f"{b.peer.name}:{b.path}")
+                ),
+                None,
+            )
+            if ob is None:
+                raise GfsError("not_found", "brick_not_found", f"volume {name} has no brick {old}")
+            peer, root, folder = self._explicit(peers, new)
+            rs = ob.replica_set
+            if any(b.peer_id == peer.id for b in rs.bricks if b is not ob):
+                raise GfsError(
+                    "invalid",
+                    "replicas_share_peer",
+                    "bricks of one replica set must be on distinct peers",
+                )
+            path = f"{root.rstrip('/')}/{folder}"
+            if s.scalar(select(Brick).where(Brick.peer_id == peer.id, Brick.path == path)):
+                raise GfsError("already_exists", "brick_in_use", f"{new} is already a brick")
+            quota = v.size_bytes or 0
+            nb = {
+                "peer_id": peer.id,
+                "address": peer.address,
+                "root": root,
+                "folder": folder,
+                "path": path,
+                "name": f"{name}-r{rs.index}-b{ob.position}-{new_id()[:8]}",
+                "quota": quota,
+            }
+            ob_ = {
+                "peer_id": ob.peer_id,
+                "address": ob.peer.address,
+                "root": ob.root,
+                "folder": ob.path.rpartition("/")[2],
+                "path": ob.path,
+                "name": ob.name,
+                "quota": quota,
+            }
+            bid = ob.id
+        steps = [
+            Step("provision", nb),
+            Step("serve", nb),
+            Step("db_replace", {"volume": name, "brick": bid, "new": nb, "old": ob_}),
+            Step("configure", {"volume": name, "required": [nb["name"]]}),
+            Step("unserve_quiet", ob_),
+        ]
+        self._run("volume_replace_brick", name, steps)
+        return self.volume(name)
+
     def volume_status(self, name: str) -> m.VolumeStatus:
         state, bricks = self._bricks(name)
         out = []
@@ -500,7 +562,19 @@ class Manager:
             a.remove(p["root"], p["folder"], delete_data=p["delete_data"])
 
     def _configure(self, _: Any, p: dict[str, Any]) -> None:
-        self.membership.configure_volume(p["volume"])
+        self.membership.configure_volume(p["volume"], p.get("required"))
+
+    def _unserve_quiet(self, _: Any, p: dict[str, Any]) -> None:
+        try:
+            self._unserve(None, p)
+        except PeerError as e:  # a dead brick being replaced: nothing to stop
+            log.info("unserve skipped brick=%s error=%s", p["name"], e)
+
+    def _db_replace(self, _: Any, p: dict[str, Any]) -> None:
+        self.membership.replace(p["volume"], p["brick"], p["new"])
+
+    def _db_replace_undo(self, _: Any, p: dict[str, Any]) -> None:
+        self.membership.replace(p["volume"], p["brick"], p["old"], undo=True)
 
     def _noop(self, _: Any, p: dict[str, Any]) -> None:
         pass
