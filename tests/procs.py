@@ -59,19 +59,23 @@ class BrickDaemon:
         log: Path,
         extra: list[str] | None = None,
         env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        wrap: list[str] | None = None,
     ) -> None:
+        """`wrap` prefixes the command (e.g. nsenter into a network namespace)."""
         self.bricks = bricks
         self.log = log
         self.extra = extra or []
         self.env = env or {}
+        self.wrap = wrap or []
         self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"{host}:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20) -> BrickDaemon:
         for p in self.bricks.values():
             p.mkdir(parents=True, exist_ok=True)
-        args = [str(BIN / "gfs-brickd"), "--listen", self.address]
+        args = [*self.wrap, str(BIN / "gfs-brickd"), "--listen", self.address]
         for name, path in self.bricks.items():
             args += ["--brick", f"{name}={path}"]
         with open(self.log, "ab") as log:
@@ -156,14 +160,20 @@ class Gfsd:
     """A real gfsd on loopback with its state dir; `token` is read from the state dir."""
 
     def __init__(
-        self, state: Path, log: Path, db: str | None = None, env: dict[str, str] | None = None
+        self,
+        state: Path,
+        log: Path,
+        db: str | None = None,
+        env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.state = state
         self.log = log
         self.db = db
         self.env = env or {}
+        self.host = host
         self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"{host}:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> Gfsd:
@@ -182,7 +192,7 @@ class Gfsd:
         if self.proc.poll() is not None:
             raise RuntimeError(f"gfsd exited with {self.proc.returncode}: {self.log.read_text()}")
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            with socket.create_connection((self.host, self.port), timeout=1):
                 return True
         except OSError:
             return False

@@ -1,0 +1,109 @@
+"""A network partition between test hosts in namespaces made here: the primary is cut
+off from gfsd and from one secondary while a client still reaches it. The cut-off
+primary acknowledges nothing, another member takes over, and after the partition
+heals nothing diverges (docs/replication.md, third row of the failure table)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from gfs.api import models as m
+from gfs.proto import brick_pb2 as pb
+from gfs.proto import brick_pb2_grpc
+from gfs.rpc.channel import insecure_channel
+from tests.cluster import Cluster
+from tests.netns import network
+from tests.procs import BrickDaemon, Gfsd, wait_for
+from tests.replicas import all_in_sync, assert_identical, layout, mount
+
+ROOT = b"\0" * 15 + b"\1"
+
+
+def test_primary_cut_off_from_gfsd_and_a_secondary(tmp_path: Path) -> None:
+    with network(3) as net:
+        g = Gfsd(tmp_path / "gfsd", tmp_path / "gfsd.log", host=net.bridge_ip)
+        nodes: list[BrickDaemon] = []
+        roots = []
+        try:
+            for i in range(3):
+                root = tmp_path / f"n{i}" / "root"
+                root.mkdir(parents=True)
+                roots.append(root)
+                nodes.append(
+                    BrickDaemon(
+                        {f"boot{i}": tmp_path / f"n{i}" / "boot"},
+                        tmp_path / f"n{i}.log",
+                        ["--root", str(root), "--zone", f"z{i}"],
+                        host=net.node_ip(i),
+                        wrap=net.wrap(i),
+                    ).start()
+                )
+            g.start()
+            c = Cluster(g, nodes, roots)
+            with c.client() as api:
+                for d in nodes:
+                    api.peer_add(d.address)
+                api.volume_create(m.VolumeCreate(name="demo", replica=3, size="100MiB"))
+                api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
+                api.volume_start("demo")
+            run_partition(c, net, tmp_path)
+        finally:
+            g.stop()
+            for d in nodes:
+                d.stop()
+
+
+def run_partition(c: Cluster, net: Any, tmp_path: Path) -> None:
+    rs = layout(c)
+    p = next(b for b in rs.bricks if b.id == rs.primary)
+    s1 = next(b for b in rs.bricks if b.id != rs.primary)
+    pi = next(i for i, d in enumerate(c.nodes) if d.address == p.address)
+    cut = [net.bridge_ip, s1.address.rpartition(":")[0]]
+    mnt = mount(c, tmp_path).start()
+    try:
+        (mnt.mountpoint / "f").write_text("before")
+        net.cut(pi, cut)
+        # A client that still reaches the old primary gets no acknowledgement from it.
+        with insecure_channel(p.address) as ch:
+            stub: Any = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
+            try:
+                r = stub.MakeNode(
+                    pb.MakeNodeRequest(
+                        brick=p.name,
+                        parent=ROOT,
+                        name=b"cut-off",
+                        gfid=os.urandom(16),
+                        kind=pb.NODE_KIND_FILE,
+                        mode=0o100644,
+                    ),
+                    timeout=30,
+                    metadata=[("gfs-epoch", str(rs.epoch)), ("gfs-req", "cut:1")],
+                )
+                assert r.err in (errno.EIO, errno.EREMCHG, errno.EROFS), r.err
+            except grpc.RpcError:
+                pass  # no answer is no acknowledgement either
+        # Through the mount, writes go on once gfsd has promoted another member.
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                (mnt.mountpoint / "f").write_text("during")
+                break
+            except OSError as e:
+                assert e.errno in (errno.EIO, errno.EROFS, errno.ETIMEDOUT), e
+                assert time.monotonic() < deadline, "writes never resumed"
+        after = layout(c)
+        assert after.primary != rs.primary and after.epoch > rs.epoch
+        assert (mnt.mountpoint / "f").read_text() == "during"
+        assert not (mnt.mountpoint / "cut-off").exists()
+        net.mend(pi, cut)
+        wait_for(lambda: all_in_sync(c), 120, "the old primary to heal after the partition")
+        assert (mnt.mountpoint / "f").read_text() == "during"
+        assert_identical(c)
+    finally:
+        mnt.stop()
