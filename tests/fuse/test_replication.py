@@ -54,12 +54,22 @@ def test_secondary_killed_writes_go_on_then_heal(vol: Cluster, tmp_path: Path) -
         os.unlink(root / "gone")
         os.rename(root / "d" / "during", root / "d" / "renamed")
         os.setxattr(root / "d", "user.k", b"v")
+        # More while away, for the change index: new trees, moves across directories,
+        # hard links, truncation, modes.
+        (root / "n" / "m" / "o").mkdir(parents=True)
+        (root / "n" / "m" / "o" / "deep").write_text("deep")
+        (root / "e").mkdir()
+        os.rename(root / "n" / "m", root / "e" / "m2")
+        os.link(root / "d" / "renamed", root / "e" / "hard")
+        os.truncate(root / "d" / "before", 1234)
+        os.chmod(root / "e", 0o701)
         after = layout(c)
         assert after.epoch > rs.epoch
         assert [b.name for b in after.bricks if not b.in_sync] == [secondary.name]
         node.start()
         wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the restarted member to heal")
         assert (root / "d" / "renamed").read_bytes() == b"d" * 2_500_000
+        assert (root / "e" / "m2" / "o" / "deep").read_text() == "deep"
         assert_identical(c)
         with c.client() as api:
             info = api.heal_info("demo")

@@ -112,8 +112,8 @@ def remove(b: Brick, parent: bytes, name: bytes) -> None:
 def put(b: Brick, req: pb.HealPutRequest) -> Attr:
     a = req.attr
     have: Attr | None
-    if a.gfid == ROOT_GFID:
-        have = b.getattr(ROOT_GFID)
+    if a.gfid == ROOT_GFID or not req.name:
+        have = b.getattr(a.gfid)
     else:
         try:
             have = b.lookup(req.parent, req.name)
@@ -212,49 +212,77 @@ class Crawl:
             req.xattr_values.extend(values)
         self._rpc("HealPut", req)
 
-    def run(self) -> HealStats:
-        dirs = [ROOT_GFID]
+    def run(self, changed: set[bytes] | None = None) -> HealStats:
+        """A full crawl from the root, or (`changed`, from the primary's change index)
+        only the directories and files changed while the member was away, plus
+        everything under directories the member does not have."""
+        files: list[tuple[bytes, bytes, bytes, bool]] = []
+        if changed is None:
+            dirs, full = [ROOT_GFID], {ROOT_GFID}
+        else:
+            dirs, full = [], set()
+            for g in changed:
+                try:
+                    a = self.b.getattr(g)
+                except OSError:
+                    continue  # gone: its parent is in the index too
+                if stat.S_ISDIR(a.st.st_mode):
+                    dirs.append(g)
+                elif stat.S_ISREG(a.st.st_mode):
+                    files.append((b"", b"", g, False))
         while dirs:
             d = dirs.pop()
-            files: list[tuple[bytes, bytes, bool]] = []
-            with self.rep.locks.hold([d]):
-                mine = {n: a for n, _, a in _listing(self.b, d)}
-                theirs = {
-                    e.name: e.attr
-                    for e in self._rpc(
-                        "HealEntries", pb.ReadDirRequest(brick=self.member, gfid=d)
-                    ).entries
-                }
-                for n, ta in list(theirs.items()):
-                    a = mine.get(n)
-                    if a is None or a.gfid != ta.gfid or _kind(a.st.st_mode) != _kind(ta.mode):
-                        self._rpc(
-                            "HealRemove",
-                            pb.HealRemoveRequest(
-                                brick=self.member, epoch=self.epoch, parent=d, name=n
-                            ),
-                        )
-                        self.stats.removed += 1
-                        del theirs[n]
-                for n, a in mine.items():
-                    if n not in theirs:
-                        self.stats.made += 1
-                    if stat.S_ISREG(a.st.st_mode):
-                        if n not in theirs:
-                            self._put(d, n, a)
-                        files.append((n, a.gfid, n not in theirs))
-                        continue
-                    target = self.b.readlink(a.gfid) if stat.S_ISLNK(a.st.st_mode) else b""
-                    if n not in theirs:
-                        self._put(d, n, a, target=target)
+            sub, dir_files = self._dir(d, d in full)
+            full.update(sub)  # new on the member, or a full crawl: everything below
+            dirs.extend(sub)
+            for f in dir_files:
+                self._file(*f)
+        for f in files:
+            self._file(*f)
+        return self.stats
+
+    def _dir(self, d: bytes, everything: bool) -> tuple[list[bytes], list[Any]]:
+        """Make the member's directory `d` hold what ours holds; the subdirectories and
+        files to look into next (all of them, or only those new on the member)."""
+        dirs: list[bytes] = []
+        files: list[tuple[bytes, bytes, bytes, bool]] = []
+        with self.rep.locks.hold([d]):
+            mine = {n: a for n, _, a in _listing(self.b, d)}
+            try:
+                listing = self._rpc("HealEntries", pb.ReadDirRequest(brick=self.member, gfid=d))
+            except OSError as e:
+                if everything or e.errno not in (errno.ENOENT, errno.ESTALE):
+                    raise
+                return [], []  # new on the member: its parent (changed too) makes it
+            theirs = {e.name: e.attr for e in listing.entries}
+            for n, ta in list(theirs.items()):
+                a = mine.get(n)
+                if a is None or a.gfid != ta.gfid or _kind(a.st.st_mode) != _kind(ta.mode):
+                    self._rpc(
+                        "HealRemove",
+                        pb.HealRemoveRequest(brick=self.member, epoch=self.epoch, parent=d, name=n),
+                    )
+                    self.stats.removed += 1
+                    del theirs[n]
+            for n, a in mine.items():
+                made = n not in theirs
+                if made:
+                    self.stats.made += 1
+                if stat.S_ISREG(a.st.st_mode):
+                    if made:
+                        self._put(d, n, a)
+                    if made or everything:
+                        files.append((d, n, a.gfid, made))
+                    continue
+                target = self.b.readlink(a.gfid) if stat.S_ISLNK(a.st.st_mode) else b""
+                if made:
+                    self._put(d, n, a, target=target)
+                if made or everything:
                     self._put(d, n, a, finish=True)
                     if stat.S_ISDIR(a.st.st_mode):
                         dirs.append(a.gfid)
-                if d == ROOT_GFID:
-                    self._put(b"", b"", self.b.getattr(d), finish=True)
-            for n, g, new in files:
-                self._file(d, n, g, new)
-        return self.stats
+            self._put(b"", b"", self.b.getattr(d), finish=True)  # the directory's own attributes
+        return dirs, files
 
     def _file(self, parent: bytes, name: bytes, gfid: bytes, new: bool) -> None:
         try:
@@ -405,21 +433,25 @@ def heal_member(rep: Replica, member: str, address: str, stats: HealStats | None
     for attempt in range(3):
         cfg = rep.cfg
         f0, b0, r0, m0 = stats.files, stats.bytes, stats.removed, stats.made
+        # The first attempt may use the change index; a retry (something went dirty
+        # meanwhile) crawls everything.
+        changed = rep.take_changes(member) if attempt == 0 else None
         if cfg.primary != rep.name:
             return False
         rep.healing[member] = False  # forwards reach it from now on
         t0 = time.monotonic()
         try:
-            Crawl(rep, member, address, cfg.epoch, stats).run()
+            Crawl(rep, member, address, cfg.epoch, stats).run(changed)
         except (OSError, grpc.RpcError) as e:
             log.warning("heal failed brick=%s member=%s error=%s", rep.name, member, e)
             rep.healing.pop(member, None)
+            rep.give_back_changes(member, changed)
             return False
         took = time.monotonic() - t0
         log.info(
-            "heal crawl brick=%s member=%s attempt=%d files=%d bytes=%d removed=%d "
+            "heal crawl brick=%s member=%s attempt=%d index=%s files=%d bytes=%d removed=%d "
             "made=%d seconds=%.2f",
-            rep.name, member, attempt, stats.files - f0, stats.bytes - b0, stats.removed - r0,
+            rep.name, member, attempt, "full" if changed is None else len(changed), stats.files - f0, stats.bytes - b0, stats.removed - r0,
             stats.made - m0, took,
         )  # fmt: skip
         with rep.gate.exclusive():

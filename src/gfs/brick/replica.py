@@ -239,6 +239,11 @@ class Replica:
         # As primary: member -> when its grant runs out (our clock), last grant time.
         self.lease: dict[str, float] = {}
         self.last_grant: dict[str, float] = {}
+        # As primary: the change index, GFIDs touched since each member left in_sync
+        # while we were primary. A member without an entry needs a full crawl.
+        self.changes: dict[str, set[bytes]] = {}
+        #: what members missed before they left in_sync (forwards that failed)
+        self._missed: dict[str, set[bytes]] = {}
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -259,6 +264,14 @@ class Replica:
                 self.healing = {}
             if cfg.primary != self.cfg.primary:
                 self.lease.clear()
+                self.changes.clear()
+            if self.confirmed and cfg.primary == self.name == self.cfg.primary:
+                for b in set(self.cfg.in_sync()) - set(cfg.in_sync()):
+                    # From now on note what changes, starting with what it missed.
+                    self.changes.setdefault(b, set()).update(self._missed.pop(b, set()))
+            for b in cfg.in_sync():
+                self.changes.pop(b, None)
+                self._missed.pop(b, None)
             now = time.monotonic()
             for b in cfg.in_sync():  # grace: a member gets one lease time to answer
                 self.last_grant.setdefault(b, now)
@@ -331,6 +344,19 @@ class Replica:
             if b != self.name and now - self.last_grant.get(b, now) > cfg.failure_timeout
         ]
 
+    def take_changes(self, member: str) -> set[bytes] | None:
+        """The change index of `member`, emptied (None: it cannot tell, crawl fully)."""
+        with self._cfg_cond:
+            changed = self.changes.get(member)
+            if changed is not None:
+                self.changes[member] = set()
+            return changed
+
+    def give_back_changes(self, member: str, changed: set[bytes] | None) -> None:
+        with self._cfg_cond:
+            if changed is not None and member in self.changes:
+                self.changes[member] |= changed
+
     def _wait_epoch(self, epoch: int, timeout: float) -> Config:
         with self._cfg_cond:
             self._cfg_cond.wait_for(lambda: self.cfg.epoch >= epoch, timeout)
@@ -391,6 +417,8 @@ class Replica:
                 rep = apply(req)
                 if rep.err:
                     return rep
+                for changed in list(self.changes.values()):
+                    changed.update(k for k in keys if k)
                 if CRASH_BEFORE_FORWARD:
                     _maybe_crash(method, req)
                 fwd = self._payload(method, req, rep, hgfid)
@@ -495,6 +523,7 @@ class Replica:
                         e.code() if isinstance(e, grpc.Call) else "?",
                     )
                 if not ok:
+                    self._missed.setdefault(b, set()).update(k for k in keys if k)
                     if counted:
                         failed.append(b)
                     else:
