@@ -461,9 +461,9 @@ def heal_member(rep: Replica, member: str, address: str, stats: HealStats | None
             def rejoin(api: Any, c: Config = cfg) -> None:
                 api.replica_rejoin(c.volume, c.set_index, c.epoch, member, rep.name)
 
-            if not rep._membership_call(cfg, rejoin):
+            if rep.ask_gfsd(cfg, rejoin) != "ok":
                 return False
-            new = rep._wait_epoch(cfg.epoch + 1, 5.0)
+            new = rep.wait_epoch(cfg.epoch + 1, 5.0)
         log.info("healed brick=%s member=%s epoch=%d", rep.name, member, new.epoch)
         return member in new.in_sync()
     return False

@@ -357,7 +357,7 @@ class Replica:
             if changed is not None and member in self.changes:
                 self.changes[member] |= changed
 
-    def _wait_epoch(self, epoch: int, timeout: float) -> Config:
+    def wait_epoch(self, epoch: int, timeout: float) -> Config:
         with self._cfg_cond:
             self._cfg_cond.wait_for(lambda: self.cfg.epoch >= epoch, timeout)
             return self.cfg
@@ -367,17 +367,18 @@ class Replica:
             with ApiClient(server, cfg.token, timeout=max(5.0, cfg.failure_timeout * 3)) as c:
                 yield c
 
-    def _membership_call(self, cfg: Config, call: Callable[[ApiClient], Any]) -> bool:
-        """Ask gfsd (each address in turn) for a membership change; True once one answered."""
+    def ask_gfsd(self, cfg: Config, call: Callable[[ApiClient], Any]) -> str:
+        """Ask gfsd (each address in turn) for a membership change: "ok", "refused" (it
+        answered no, e.g. the epoch moved) or "unreachable"."""
         for api in self._api(cfg):
             try:
                 call(api)
-                return True
+                return "ok"
             except ApiError as e:
                 log.warning("membership change refused brick=%s error=%s", self.name, e.message)
                 if e.code != "unreachable":
-                    return False
-        return False
+                    return "refused"
+        return "unreachable"
 
     # -- client requests ---------------------------------------------------------------------
 
@@ -530,7 +531,7 @@ class Replica:
                         self.healing[b] = True  # dirty: heal again before it rejoins
             if newer:
                 # gfsd may have told the members before us: wait briefly for our own copy.
-                cfg = self._wait_epoch(newer, 2.0)
+                cfg = self.wait_epoch(newer, 2.0)
                 if cfg.epoch < newer or cfg.primary != self.name:
                     self.confirmed = cfg.epoch >= newer
                     return NOT_PRIMARY
@@ -543,16 +544,24 @@ class Replica:
     def drop_members(self, seen: Config, failed: list[str]) -> int:
         """Remove failed members from in_sync through gfsd before acknowledging (I4)."""
         with self._membership:
-            cfg = self.cfg
-            still = [b for b in failed if b in cfg.in_sync()]
-            if still:
-                # A member that failed a mutation leaves, whatever else changed meanwhile.
-                def shrink(api: ApiClient, c: Config = cfg) -> None:
-                    api.replica_shrink(c.volume, c.set_index, c.epoch, still, self.name)
+            for _ in range(3):
+                cfg = self.cfg
+                still = [b for b in failed if b in cfg.in_sync()]
+                if not still:
+                    break
 
-                if not self._membership_call(cfg, shrink):
+                # A member that failed a mutation leaves, whatever else changed meanwhile.
+                def shrink(api: ApiClient, c: Config = cfg, bs: list[str] = still) -> None:
+                    api.replica_shrink(c.volume, c.set_index, c.epoch, bs, self.name)
+
+                got = self.ask_gfsd(cfg, shrink)
+                if got == "unreachable":
                     return errno.EIO  # not acknowledged: gfsd could not record the change
-                cfg = self._wait_epoch(cfg.epoch + 1, 5.0)
+                # Refused (another change won the race): its push reaches us, then retry.
+                self.wait_epoch(cfg.epoch + 1, 5.0 if got == "ok" else 1.0)
+                if got == "ok":
+                    break
+            cfg = self.cfg
             if cfg.epoch <= seen.epoch:
                 return errno.EIO
             if cfg.primary != self.name:
