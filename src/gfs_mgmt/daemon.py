@@ -25,6 +25,7 @@ from gfs.rpc.channel import parse_address
 from gfs.tunables import reexec_with_malloc_tunables
 from gfs_mgmt.api import routes
 from gfs_mgmt.api.app import create_app
+from gfs_mgmt.metrics import add_route, build_registry
 from gfs_mgmt.peer.monitor import PeerMonitor
 from gfs_mgmt.store.db import Database, DatabaseError
 from gfs_mgmt.store.models import Token
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         monitor.start()
         WebhookDispatcher(db).start()
         app = create_app(token, [routes.build(mgr)])
+        add_route(app, build_registry(db))
         log.info("serving listen=%s db=%s pid=%d", ns.listen, db.dialect, os.getpid())
         uvicorn.run(app, fd=sock.fileno(), log_level="warning", access_log=False)
     except (UsageError, DatabaseError) as e:

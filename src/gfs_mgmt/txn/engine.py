@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import select, text
 
 from gfs.errors import GfsError
+from gfs_mgmt.metrics import txn as txn_metrics
 from gfs_mgmt.store.db import Database
 from gfs_mgmt.store.models import Transaction, new_id
 
@@ -119,6 +121,7 @@ class Engine:
             if s.kind not in self.registry.kinds:
                 raise ValueError(f"unknown step kind {s.kind!r}")
         txn_id = new_id()
+        t0 = time.monotonic()
         # Recorded under the lock: an unfinished record whose lock is free belongs to
         # a dead gfsd, which is what lets `recover` run beside live gfsd processes.
         with self._volume_lock(_lock_key(volume, txn_id)):
@@ -142,6 +145,9 @@ class Engine:
                     self._set(txn_id, state="failed", error=str(e))
                     # The failed step may have done part of its work: undo it too.
                     undo_error = self._undo(txn_id, steps[: i + 1])
+                    txn_metrics.finished(
+                        kind, "failed" if undo_error else "rolled_back", time.monotonic() - t0
+                    )
                     if undo_error is None:
                         self._set(txn_id, state="rolled_back")
                     else:
@@ -152,6 +158,7 @@ class Engine:
                 if self._crash_after is not None and i + 1 == self._crash_after:
                     os.kill(os.getpid(), signal.SIGKILL)
             self._set(txn_id, state="done")
+        txn_metrics.finished(kind, "done", time.monotonic() - t0)
         log.info("txn=%s done", txn_id)
         return txn_id
 
