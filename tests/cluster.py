@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,13 @@ class Cluster:
 
 
 @contextmanager
-def local_cluster(tmp: Path, db_url: str | None = None, bricks: int = 3) -> Iterator[Cluster]:
+def local_cluster(
+    tmp: Path,
+    db_url: str | None = None,
+    bricks: int = 3,
+    brickd_args: Callable[[int], list[str]] | None = None,
+) -> Iterator[Cluster]:
+    """`brickd_args(i)`: more command-line arguments for brick daemon i."""
     nodes: list[BrickDaemon] = []
     roots: list[Path] = []
     g = Gfsd(tmp / "gfsd", tmp / "gfsd.log", db_url)
@@ -34,7 +40,7 @@ def local_cluster(tmp: Path, db_url: str | None = None, bricks: int = 3) -> Iter
             d = BrickDaemon(
                 {f"boot{i}": tmp / f"n{i}" / "boot"},
                 tmp / f"n{i}.log",
-                ["--root", str(root), "--zone", f"z{i}"],
+                ["--root", str(root), "--zone", f"z{i}", *(brickd_args(i) if brickd_args else [])],
             )
             nodes.append(d.start())
         g.start()
