@@ -36,12 +36,14 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from gfs import tracing
 from gfs.brick import metrics
 from gfs.brick.admin import AdminService
 from gfs.brick.service import BrickService, umask_zero
 from gfs.brick.store import Brick
 from gfs.proto import admin_pb2_grpc, brick_pb2_grpc
 from gfs.rpc.channel import SERVER_OPTIONS, parse_address
+from gfs.rpc.tracing import ServerTracer
 from gfs.tunables import reexec_with_malloc_tunables
 
 log = logging.getLogger("gfs.brickd")
@@ -63,6 +65,7 @@ class Config:
     roots: list[Path] = field(default_factory=list)
     zone: str = ""
     metrics_listen: str = ""
+    otlp_endpoint: str | None = None
 
 
 def parse_brick(text: str) -> tuple[str, Path]:
@@ -128,6 +131,11 @@ def parse_args(argv: list[str]) -> Config:
     ap.add_argument(
         "--metrics-listen", metavar="HOST:PORT", help="serve Prometheus /metrics (off by default)"
     )
+    ap.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send traces over OTLP/HTTP (default: env OTEL_EXPORTER_OTLP_ENDPOINT; else off)",
+    )
     ns = ap.parse_args(argv)
     cfg = load_config(ns.config) if ns.config else Config()
     if ns.listen:
@@ -148,6 +156,7 @@ def parse_args(argv: list[str]) -> Config:
         cfg.workers = ns.workers
     if ns.metrics_listen:
         cfg.metrics_listen = ns.metrics_listen
+    cfg.otlp_endpoint = ns.otlp_endpoint
     if not cfg.listen:
         raise ConfigError("no address to serve on: give --listen HOST:PORT or listen in --config")
     try:
@@ -209,7 +218,7 @@ def serve(cfg: Config) -> None:
     server = grpc.server(
         ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="rpc"),
         options=SERVER_OPTIONS,
-        interceptors=[metrics.RpcMetrics(registry)],
+        interceptors=[metrics.RpcMetrics(registry), ServerTracer()],
     )
     service = BrickService(bricks)
     brick_pb2_grpc.add_BrickServicer_to_server(service, server)  # type: ignore[no-untyped-call]
@@ -256,8 +265,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cfg = parse_args(sys.argv[1:] if argv is None else argv)
         setup_logging(cfg)
+        tracing.setup("gfs-brickd", cfg.otlp_endpoint)
         serve(cfg)
-    except ConfigError as e:
+    except (ConfigError, tracing.TracingError) as e:
         print(f"gfs-brickd: {e}", file=sys.stderr)
         sys.exit(2)
     except SystemExit:

@@ -20,6 +20,7 @@ except ImportError:  # older typer: plain click
     from click import exceptions as cx  # type: ignore[no-redef]
 
 import gfs
+from gfs import tracing
 from gfs.api.client import ApiError
 from gfs.cli import cluster, peer, volume
 from gfs.cli.output import FAILURE, USAGE, CliError
@@ -128,9 +129,20 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _command() -> str:
+    words = [a for a in sys.argv[1:] if not a.startswith("-")][:2]
+    return " ".join(["gfs", *words])
+
+
 def main() -> None:
     try:
-        rv = app(standalone_mode=False)
+        # Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; the span is the trace's root.
+        tracing.setup("gfs-cli")
+    except tracing.TracingError as e:
+        _fail(str(e), USAGE)
+    try:
+        with tracing.span(_command()):
+            rv = app(standalone_mode=False)
     except ApiError as e:
         message = " ".join(e.message.split())
         if e.status == 401:

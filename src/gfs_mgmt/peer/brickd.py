@@ -14,6 +14,7 @@ from gfs.proto import admin_pb2 as apb
 from gfs.proto import admin_pb2_grpc
 from gfs.rpc.channel import insecure_channel
 from gfs.rpc.errors import status_errno
+from gfs.rpc.tracing import traced_channel
 
 TIMEOUT = 10.0
 
@@ -34,7 +35,7 @@ def _channel(address: str) -> grpc.Channel:
     with _channels_lock:
         ch = _channels.get(address)
         if ch is None:
-            ch = _channels[address] = insecure_channel(address)
+            ch = _channels[address] = traced_channel(insecure_channel(address))
         return ch
 
 

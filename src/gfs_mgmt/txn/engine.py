@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from gfs import tracing
 from gfs.errors import GfsError
 from gfs_mgmt.metrics import txn as txn_metrics
 from gfs_mgmt.store.db import Database
@@ -124,7 +125,10 @@ class Engine:
         t0 = time.monotonic()
         # Recorded under the lock: an unfinished record whose lock is free belongs to
         # a dead gfsd, which is what lets `recover` run beside live gfsd processes.
-        with self._volume_lock(_lock_key(volume, txn_id)):
+        with (
+            tracing.span(f"txn {kind}", attrs={"gfs.txn": txn_id, "gfs.volume": volume}),
+            self._volume_lock(_lock_key(volume, txn_id)),
+        ):
             with self.db.session() as sess:
                 sess.add(
                     Transaction(
@@ -139,7 +143,8 @@ class Engine:
             self._set(txn_id, state="running")
             for i, s in enumerate(steps):
                 try:
-                    self.registry.kinds[s.kind].do(self.context, s.params)
+                    with tracing.span(f"step {s.kind}", attrs={"gfs.step": i}):
+                        self.registry.kinds[s.kind].do(self.context, s.params)
                 except Exception as e:
                     log.warning("txn=%s step=%d kind=%s failed: %s", txn_id, i, s.kind, e)
                     self._set(txn_id, state="failed", error=str(e))
@@ -167,7 +172,8 @@ class Engine:
         first: str | None = None
         for s in reversed(steps):
             try:
-                self.registry.kinds[s.kind].undo(self.context, s.params)
+                with tracing.span(f"undo {s.kind}"):
+                    self.registry.kinds[s.kind].undo(self.context, s.params)
             except Exception as e:
                 # Keep going: leaving earlier steps in place would be worse.
                 log.error("txn=%s undo kind=%s failed: %s", txn_id, s.kind, e)
