@@ -76,3 +76,8 @@ def test_metric_name_extraction() -> None:
     expr = 'max by (volume) (gfs_brick_up{job="gfs-brickd"}) == 0 and on (volume) gfs:x_y'
     assert exprs.metric_names(expr) == {"gfs_brick_up", "gfs:x_y"}
     assert exprs.metric_names('up{job="gfsd"} == 0 or absent(up{job="gfsd"})') == {"up"}
+
+
+def test_example_prometheus_config() -> None:
+    r = promtool("check", "config", "prometheus.example.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
