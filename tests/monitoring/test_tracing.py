@@ -1,20 +1,21 @@
 """The span tree of a volume create, caught by an in-memory exporter.
 
 Everything runs in this process so that one exporter sees every span, but over
-real transports: the REST client sends HTTP to the FastAPI app (TestClient),
+real transports: the REST client sends HTTP to gfsd's app (uvicorn on loopback),
 and gfsd calls three real brick Admin services over gRPC on loopback; context
 crosses both only as `traceparent` (header, then gRPC metadata).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
-from fastapi.testclient import TestClient
+import uvicorn
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -32,7 +33,7 @@ from gfs_mgmt.api.app import create_app
 from gfs_mgmt.api.tracing import instrument
 from gfs_mgmt.store.db import Database
 from gfs_mgmt.volume.service import Manager
-from tests.procs import free_port
+from tests.procs import free_port, wait_for
 
 TOKEN = "test-token"
 
@@ -88,9 +89,13 @@ def test_span_tree_of_volume_create(
     db = Database(f"sqlite:///{tmp_path / 'gfsd.db'}")
     app = create_app(TOKEN, [routes.build(Manager(db))])
     instrument(app)
-    api = Client("http://testserver", TOKEN)
-    api.http = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    api = Client(f"127.0.0.1:{port}", TOKEN)
     try:
+        wait_for(lambda: server.started, 20, "gfsd's app on uvicorn")
         for a in nodes:
             api.peer_add(a)
         exporter.clear()
@@ -98,6 +103,8 @@ def test_span_tree_of_volume_create(
             api.volume_create(m.VolumeCreate(name="traced", replica=3, size="1MiB"))
     finally:
         api.close()
+        server.should_exit = True
+        thread.join(20)
         db.close()
 
     spans = exporter.get_finished_spans()
@@ -131,3 +138,11 @@ def test_span_tree_of_volume_create(
         assert served.kind == SpanKind.SERVER
         assert served.name == "grpc /gfs.admin.v1.Admin/Provision"
     assert all(s.parent is None or s.parent.span_id in by_id for s in spans)
+
+
+def test_cli_span_name_leaves_out_option_values() -> None:
+    from gfs.cli.main import _command
+
+    argv = ["--server", "h:1", "--token", "secret", "volume", "create", "v", "--size", "1MiB"]
+    assert _command(argv) == "gfs volume create"
+    assert _command(["version"]) == "gfs version"

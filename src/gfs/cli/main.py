@@ -129,8 +129,21 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _command() -> str:
-    words = [a for a in sys.argv[1:] if not a.startswith("-")][:2]
+#: Global options that take a value (the words after them are not the command).
+_VALUED = {"--server", "--token", "--token-file"}
+
+
+def _command(argv: list[str]) -> str:
+    """The span name: `gfs GROUP COMMAND`, without option values (never the token)."""
+    words: list[str] = []
+    args = iter(argv)
+    for a in args:
+        if a in _VALUED:
+            next(args, None)
+        elif not a.startswith("-"):
+            words.append(a)
+            if len(words) == 2:
+                break
     return " ".join(["gfs", *words])
 
 
@@ -141,7 +154,7 @@ def main() -> None:
     except tracing.TracingError as e:
         _fail(str(e), USAGE)
     try:
-        with tracing.span(_command()):
+        with tracing.span(_command(sys.argv[1:])):
             rv = app(standalone_mode=False)
     except ApiError as e:
         message = " ".join(e.message.split())

@@ -31,7 +31,8 @@ class ClientTracer(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     def intercept_unary_unary(
         self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
     ) -> Any:
-        if not tracing.enabled():
+        # Only calls made as part of a trace: background checks would each start one.
+        if not tracing.enabled() or not trace.get_current_span().get_span_context().is_valid:
             return continuation(details, request)
         span = tracing.tracer().start_span(f"grpc {details.method}", kind=SpanKind.CLIENT)
         span.set_attribute("rpc.system", "grpc")

@@ -9,6 +9,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gfs import tracing
 
+UNTRACED = frozenset({"/metrics", "/v1/health"})
+
 Scope = dict[str, Any]
 Receive = Any
 Send = Any
@@ -22,7 +24,8 @@ class TraceMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not tracing.enabled():
+        # Not the scrapes and health checks: they would each make a trace of their own.
+        if scope["type"] != "http" or not tracing.enabled() or scope["path"] in UNTRACED:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
