@@ -81,3 +81,10 @@ def test_metric_name_extraction() -> None:
 def test_example_prometheus_config() -> None:
     r = promtool("check", "config", "prometheus.example.yml")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_docs_list_every_alert_and_recording_rule() -> None:
+    doc = (exprs.GRAFANA.parent / "docs" / "monitoring.md").read_text()
+    for r in exprs.rules():
+        name = r.get("alert") or r["record"]
+        assert f"`{name}`" in doc, f"docs/monitoring.md does not list {name}"

@@ -4,6 +4,7 @@ that gfs does not export."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -191,6 +192,18 @@ def test_metric_names_follow_conventions(prom: Prometheus) -> None:
     # Label values must never be file names: only bounded labels on brick metrics.
     for s in prom.query("gfs_brick_operation_duration_seconds_count"):
         assert set(s["metric"]) <= {"__name__", "brick", "op", "instance", "job"}
+
+
+def test_docs_list_every_metric(prom: Prometheus) -> None:
+    doc = (exprs.GRAFANA.parent / "docs" / "monitoring.md").read_text()
+    names = prom.http.get(f"{prom.url}/api/v1/label/__name__/values").json()["data"]
+    for n in names:
+        if not n.startswith("gfs_"):
+            continue
+        # A histogram's or counter's series, or a gauge whose name ends alike.
+        family = re.sub(r"_(bucket|sum|count|created)$", "", n)
+        candidates = {n, family, family + "_total", family.removesuffix("_total")}
+        assert any(f"`{c}`" in doc for c in candidates), f"docs do not list {n}"
 
 
 def test_volume_metrics_match_the_volume(prom: Prometheus) -> None:
