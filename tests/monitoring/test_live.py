@@ -66,6 +66,7 @@ def brick_traffic(c: Cluster) -> None:
         r = stub.Read(pb.ReadRequest(brick=brick, fh=made.fh, offset=0, size=4096))
         assert r.err == 0 and len(r.data) == 4096
         assert stub.Release(pb.FhRequest(brick=brick, fh=made.fh)).err == 0
+        assert stub.Ping(pb.PingRequest(brick="not-served-here")).err != 0
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +219,6 @@ def test_volume_metrics_match_the_volume(prom: Prometheus) -> None:
     assert [float(s["value"][1]) for s in written] == [4096]
     errors = prom.query('gfs_brick_errors_total{brick="mon-r0-b0", op="Lookup", errno="ENOENT"}')
     assert [float(s["value"][1]) for s in errors] == [1]
+    # Names of bricks that are not served never become label values.
+    unknown = prom.query('gfs_brick_errors_total{op="Ping", errno="ENODEV"}')
+    assert [s["metric"]["brick"] for s in unknown] == ["(unknown)"]

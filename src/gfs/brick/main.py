@@ -218,7 +218,8 @@ def serve(cfg: Config) -> None:
     server = grpc.server(
         ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="rpc"),
         options=SERVER_OPTIONS,
-        interceptors=[metrics.RpcMetrics(registry), ServerTracer()],
+        # The tracer outermost: it wraps per call, the metrics' wrappers are cached.
+        interceptors=[ServerTracer(), metrics.RpcMetrics(registry)],
     )
     service = BrickService(bricks)
     brick_pb2_grpc.add_BrickServicer_to_server(service, server)  # type: ignore[no-untyped-call]

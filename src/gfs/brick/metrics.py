@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 #: Only the data service is measured; the Admin service is gfsd's, rare and slow.
 BRICK_SERVICE = "/gfs.brick.v1.Brick/"
 
+#: The brick label of requests for a brick that is not served (names are the caller's).
+UNKNOWN = "(unknown)"
+
 #: Latencies from a cached GetAttr (~100 µs) to a slow fsync on a busy disk.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 
@@ -82,9 +85,10 @@ class RpcMetrics(grpc.ServerInterceptor):  # type: ignore[misc]
         def measured(req: Any, ctx: grpc.ServicerContext) -> Any:
             t0 = time.perf_counter()
             reply = inner(req, ctx)
-            brick = getattr(req, "brick", "")
-            self.latency.labels(brick, op).observe(time.perf_counter() - t0)
             err = getattr(reply, "err", 0)
+            # A brick this daemon does not serve: one label, whatever name was asked for.
+            brick = UNKNOWN if err == errno.ENODEV else getattr(req, "brick", "")
+            self.latency.labels(brick, op).observe(time.perf_counter() - t0)
             if err:
                 self.errors.labels(brick, op, errno_name(err)).inc()
             elif op == "Read":

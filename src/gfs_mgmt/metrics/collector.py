@@ -159,7 +159,7 @@ class StoreCollector(Collector):
         )
         probes: list[tuple[_Probe, list[str]]] = []
         for v in volumes:
-            for st in VOLUME_STATES:
+            for st in (*VOLUME_STATES, *({v.state} - set(VOLUME_STATES))):
                 state.add_metric([v.name, st], 1 if v.state == st else 0)
             replica.add_metric([v.name], v.replica_count)
             sets.add_metric([v.name], len(v.replica_sets))
