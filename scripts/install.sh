@@ -7,8 +7,9 @@ extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
 pkgs=(libfuse3-dev fuse3 pkg-config attr acl)
-# the tests run a throwaway PostgreSQL next to SQLite
-[ -n "$extras" ] && pkgs+=(postgresql)
+# the tests run a throwaway PostgreSQL next to SQLite, and a real Prometheus (and
+# promtool) against the metrics, rules and dashboard in grafana/
+[ -n "$extras" ] && pkgs+=(postgresql prometheus)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

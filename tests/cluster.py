@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +28,10 @@ def local_cluster(
     bricks: int = 3,
     env: dict[int, dict[str, str]] | None = None,
     root_of: dict[int, Path] | None = None,
+    brickd_args: Callable[[int], list[str]] | None = None,
 ) -> Iterator[Cluster]:
-    """`env` and `root_of` override a node's environment and brick root (by node index)."""
+    """`env` and `root_of` override a node's environment and brick root (by node index);
+    `brickd_args(i)`: more command-line arguments for brick daemon i."""
     nodes: list[BrickDaemon] = []
     roots: list[Path] = []
     g = Gfsd(tmp / "gfsd", tmp / "gfsd.log", db_url)
@@ -41,7 +43,7 @@ def local_cluster(
             d = BrickDaemon(
                 {f"boot{i}": tmp / f"n{i}" / "boot"},
                 tmp / f"n{i}.log",
-                ["--root", str(root), "--zone", f"z{i}"],
+                ["--root", str(root), "--zone", f"z{i}", *(brickd_args(i) if brickd_args else [])],
                 (env or {}).get(i),
             )
             nodes.append(d.start())

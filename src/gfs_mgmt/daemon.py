@@ -21,10 +21,13 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import select
 
+from gfs import tracing
 from gfs.rpc.channel import parse_address
 from gfs.tunables import reexec_with_malloc_tunables
 from gfs_mgmt.api import routes
 from gfs_mgmt.api.app import create_app
+from gfs_mgmt.api.tracing import instrument
+from gfs_mgmt.metrics import add_route, build_registry
 from gfs_mgmt.peer.monitor import PeerMonitor
 from gfs_mgmt.store.db import Database, DatabaseError
 from gfs_mgmt.store.models import Token
@@ -85,6 +88,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     ap.add_argument("--log-file")
     ap.add_argument("--log-level", choices=LEVELS, default="info")
+    ap.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send traces over OTLP/HTTP (default: env OTEL_EXPORTER_OTLP_ENDPOINT; else off)",
+    )
     ns = ap.parse_args(argv)
     try:
         parse_address(ns.listen)
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as e:
             raise UsageError(f"cannot listen on {ns.listen}: {e.strerror}") from e
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        tracing.setup("gfsd", ns.otlp_endpoint)
         url = ns.db or f"sqlite:///{ns.state_dir.resolve() / 'gfsd.db'}"
         db = Database(url)
         token = ensure_token(db, ns.state_dir)
@@ -136,9 +145,11 @@ def main(argv: list[str] | None = None) -> None:
         monitor.start()
         WebhookDispatcher(db).start()
         app = create_app(token, [routes.build(mgr)])
+        add_route(app, build_registry(db))
+        instrument(app)
         log.info("serving listen=%s db=%s pid=%d", ns.listen, db.dialect, os.getpid())
         uvicorn.run(app, fd=sock.fileno(), log_level="warning", access_log=False)
-    except (UsageError, DatabaseError) as e:
+    except (UsageError, DatabaseError, tracing.TracingError) as e:
         print(f"gfsd: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import httpx
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from gfs import tracing
 from gfs.api import models as m
 
 T = TypeVar("T")
@@ -46,15 +48,19 @@ class Client:
         body: BaseModel | None = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
-        try:
-            r = self.http.request(
-                method,
-                path,
-                params=params,
-                json=body.model_dump(mode="json", exclude_none=True) if body else None,
-            )
-        except httpx.HTTPError as e:
-            raise ApiError("unreachable", f"cannot reach gfsd at {self.base}: {e}") from e
+        with tracing.span(f"{method} {path}", SpanKind.CLIENT, attrs={"http.method": method}) as sp:
+            try:
+                r = self.http.request(
+                    method,
+                    path,
+                    params=params,
+                    json=body.model_dump(mode="json", exclude_none=True) if body else None,
+                    headers=tracing.inject({}) if sp is not None else None,
+                )
+            except httpx.HTTPError as e:
+                raise ApiError("unreachable", f"cannot reach gfsd at {self.base}: {e}") from e
+            if sp is not None:
+                sp.set_attribute("http.response.status_code", r.status_code)
         if r.status_code >= 400:
             try:
                 err = m.ErrorBody.model_validate(r.json())

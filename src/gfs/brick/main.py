@@ -12,6 +12,7 @@ The config file (TOML) takes the same settings:
     workers = 32
     roots = ["/srv/gfs"]
     zone = "rack1"
+    metrics_listen = "0.0.0.0:9713"   # Prometheus /metrics (off when not set)
     [bricks]
     b0 = "/srv/b0"
 """
@@ -33,7 +34,10 @@ from types import FrameType
 from typing import Any
 
 import grpc
+from prometheus_client import CollectorRegistry, ProcessCollector
 
+from gfs import tracing
+from gfs.brick import metrics
 from gfs.brick.admin import AdminService
 from gfs.brick.heal import HealWorker
 from gfs.brick.replica import LeaseWorker
@@ -41,6 +45,7 @@ from gfs.brick.service import BrickService, umask_zero
 from gfs.brick.store import Brick
 from gfs.proto import admin_pb2_grpc, brick_pb2_grpc
 from gfs.rpc.channel import SERVER_OPTIONS, parse_address
+from gfs.rpc.tracing import ServerTracer
 from gfs.tunables import reexec_with_malloc_tunables
 
 log = logging.getLogger("gfs.brickd")
@@ -61,6 +66,8 @@ class Config:
     workers: int = 32
     roots: list[Path] = field(default_factory=list)
     zone: str = ""
+    metrics_listen: str = ""
+    otlp_endpoint: str | None = None
 
 
 def parse_brick(text: str) -> tuple[str, Path]:
@@ -80,11 +87,12 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path}: {e}") from e
     known = {"listen", "bricks", "log_file", "log_level", "workers", "roots", "zone"}
+    known.add("metrics_listen")
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"config {path}: unknown setting(s) {', '.join(sorted(unknown))}")
     cfg = Config()
-    for key in ("listen", "log_file", "log_level", "zone"):
+    for key in ("listen", "log_file", "log_level", "zone", "metrics_listen"):
         if key in data:
             if not isinstance(data[key], str):
                 raise ConfigError(f"config {path}: {key} must be a string")
@@ -122,6 +130,14 @@ def parse_args(argv: list[str]) -> Config:
     ap.add_argument("--log-file")
     ap.add_argument("--log-level", choices=LEVELS)
     ap.add_argument("--workers", type=int, help="RPC worker threads (default 32)")
+    ap.add_argument(
+        "--metrics-listen", metavar="HOST:PORT", help="serve Prometheus /metrics (off by default)"
+    )
+    ap.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send traces over OTLP/HTTP (default: env OTEL_EXPORTER_OTLP_ENDPOINT; else off)",
+    )
     ns = ap.parse_args(argv)
     cfg = load_config(ns.config) if ns.config else Config()
     if ns.listen:
@@ -140,12 +156,20 @@ def parse_args(argv: list[str]) -> Config:
         cfg.log_level = ns.log_level
     if ns.workers is not None:
         cfg.workers = ns.workers
+    if ns.metrics_listen:
+        cfg.metrics_listen = ns.metrics_listen
+    cfg.otlp_endpoint = ns.otlp_endpoint
     if not cfg.listen:
         raise ConfigError("no address to serve on: give --listen HOST:PORT or listen in --config")
     try:
         parse_address(cfg.listen)
     except ValueError as e:
         raise ConfigError(f"--listen: {e}") from e
+    if cfg.metrics_listen:
+        try:
+            parse_address(cfg.metrics_listen)
+        except ValueError as e:
+            raise ConfigError(f"--metrics-listen: {e}") from e
     if not cfg.bricks and not cfg.roots:
         raise ConfigError(
             "no bricks: give --brick NAME=PATH, or --root PATH for bricks made by gfsd"
@@ -191,9 +215,13 @@ def serve(cfg: Config) -> None:
             bricks[name] = Brick(name, path.resolve())
         except OSError as e:
             raise ConfigError(f"brick {name}: {path}: {e.strerror}") from e
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="rpc"),
         options=SERVER_OPTIONS,
+        # The tracer outermost: it wraps per call, the metrics' wrappers are cached.
+        interceptors=[ServerTracer(), metrics.RpcMetrics(registry)],
     )
     service = BrickService(bricks)
     brick_pb2_grpc.add_BrickServicer_to_server(service, server)  # type: ignore[no-untyped-call]
@@ -205,6 +233,12 @@ def serve(cfg: Config) -> None:
         raise ConfigError(f"cannot listen on {cfg.listen}: {e}") from e
     if port == 0:
         raise ConfigError(f"cannot listen on {cfg.listen} (address in use or not local)")
+    registry.register(metrics.BrickCollector(service, cfg.zone, lambda: admin.node_id))
+    if cfg.metrics_listen:
+        try:
+            metrics.serve_metrics(cfg.metrics_listen, registry)
+        except OSError as e:
+            raise ConfigError(str(e)) from e
     server.start()
     healer = admin.healer = HealWorker(service)
     healer.start()
@@ -240,8 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cfg = parse_args(sys.argv[1:] if argv is None else argv)
         setup_logging(cfg)
+        tracing.setup("gfs-brickd", cfg.otlp_endpoint)
         serve(cfg)
-    except ConfigError as e:
+    except (ConfigError, tracing.TracingError) as e:
         print(f"gfs-brickd: {e}", file=sys.stderr)
         sys.exit(2)
     except SystemExit:

@@ -20,6 +20,7 @@ except ImportError:  # older typer: plain click
     from click import exceptions as cx  # type: ignore[no-redef]
 
 import gfs
+from gfs import tracing
 from gfs.api.client import ApiError
 from gfs.cli import cluster, peer, volume
 from gfs.cli.output import FAILURE, USAGE, CliError
@@ -128,9 +129,33 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+#: Global options that take a value (the words after them are not the command).
+_VALUED = {"--server", "--token", "--token-file"}
+
+
+def _command(argv: list[str]) -> str:
+    """The span name: `gfs GROUP COMMAND`, without option values (never the token)."""
+    words: list[str] = []
+    args = iter(argv)
+    for a in args:
+        if a in _VALUED:
+            next(args, None)
+        elif not a.startswith("-"):
+            words.append(a)
+            if len(words) == 2:
+                break
+    return " ".join(["gfs", *words])
+
+
 def main() -> None:
     try:
-        rv = app(standalone_mode=False)
+        # Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; the span is the trace's root.
+        tracing.setup("gfs-cli")
+    except tracing.TracingError as e:
+        _fail(str(e), USAGE)
+    try:
+        with tracing.span(_command(sys.argv[1:])):
+            rv = app(standalone_mode=False)
     except ApiError as e:
         message = " ".join(e.message.split())
         if e.status == 401:

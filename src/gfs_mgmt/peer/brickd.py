@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from gfs.proto import admin_pb2 as apb
 from gfs.proto import admin_pb2_grpc
 from gfs.rpc.channel import shared_channel
 from gfs.rpc.errors import status_errno
+from gfs.rpc.tracing import traced_channel
 
 TIMEOUT = 10.0
 
@@ -23,11 +25,25 @@ class PeerError(Exception):
         self.errno = code
 
 
+_channels: dict[str, grpc.Channel] = {}
+_channels_lock = threading.Lock()
+
+
+def _channel(address: str) -> grpc.Channel:
+    """The shared channel to a peer (one per peer for the life of gfsd: a channel per
+    call cost a handshake per step), traced."""
+    with _channels_lock:
+        ch = _channels.get(address)
+        if ch is None:
+            ch = _channels[address] = traced_channel(shared_channel(address))
+        return ch
+
+
 class BrickdAdmin:
     def __init__(self, address: str, timeout: float = TIMEOUT) -> None:
         self.address = address
         self.timeout = timeout
-        self.stub: Any = admin_pb2_grpc.AdminStub(shared_channel(address))  # type: ignore[no-untyped-call]
+        self.stub: Any = admin_pb2_grpc.AdminStub(_channel(address))  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         pass  # the channel is shared and kept

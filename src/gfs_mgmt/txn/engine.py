@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,9 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from gfs import tracing
 from gfs.errors import GfsError
+from gfs_mgmt.metrics import txn as txn_metrics
 from gfs_mgmt.store.db import Database
 from gfs_mgmt.store.models import Transaction, new_id
 
@@ -119,9 +122,13 @@ class Engine:
             if s.kind not in self.registry.kinds:
                 raise ValueError(f"unknown step kind {s.kind!r}")
         txn_id = new_id()
+        t0 = time.monotonic()
         # Recorded under the lock: an unfinished record whose lock is free belongs to
         # a dead gfsd, which is what lets `recover` run beside live gfsd processes.
-        with self._volume_lock(_lock_key(volume, txn_id)):
+        with (
+            tracing.span(f"txn {kind}", attrs={"gfs.txn": txn_id, "gfs.volume": volume}),
+            self._volume_lock(_lock_key(volume, txn_id)),
+        ):
             with self.db.session() as sess:
                 sess.add(
                     Transaction(
@@ -136,12 +143,16 @@ class Engine:
             self._set(txn_id, state="running")
             for i, s in enumerate(steps):
                 try:
-                    self.registry.kinds[s.kind].do(self.context, s.params)
+                    with tracing.span(f"step {s.kind}", attrs={"gfs.step": i}):
+                        self.registry.kinds[s.kind].do(self.context, s.params)
                 except Exception as e:
                     log.warning("txn=%s step=%d kind=%s failed: %s", txn_id, i, s.kind, e)
                     self._set(txn_id, state="failed", error=str(e))
                     # The failed step may have done part of its work: undo it too.
                     undo_error = self._undo(txn_id, steps[: i + 1])
+                    txn_metrics.finished(
+                        kind, "failed" if undo_error else "rolled_back", time.monotonic() - t0
+                    )
                     if undo_error is None:
                         self._set(txn_id, state="rolled_back")
                     else:
@@ -152,6 +163,7 @@ class Engine:
                 if self._crash_after is not None and i + 1 == self._crash_after:
                     os.kill(os.getpid(), signal.SIGKILL)
             self._set(txn_id, state="done")
+        txn_metrics.finished(kind, "done", time.monotonic() - t0)
         log.info("txn=%s done", txn_id)
         return txn_id
 
@@ -160,7 +172,8 @@ class Engine:
         first: str | None = None
         for s in reversed(steps):
             try:
-                self.registry.kinds[s.kind].undo(self.context, s.params)
+                with tracing.span(f"undo {s.kind}"):
+                    self.registry.kinds[s.kind].undo(self.context, s.params)
             except Exception as e:
                 # Keep going: leaving earlier steps in place would be worse.
                 log.error("txn=%s undo kind=%s failed: %s", txn_id, s.kind, e)

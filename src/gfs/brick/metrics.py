@@ -1,0 +1,159 @@
+"""Prometheus metrics of a brick daemon, served on `--metrics-listen HOST:PORT`.
+
+Two parts, both kept out of the request handlers:
+- `RpcMetrics`, a gRPC server interceptor: per-operation latency histograms,
+  errors by errno (read from the reply's `err` field: every brick reply carries
+  one), bytes read and written.
+- `BrickCollector`: capacity and inodes of every served brick, read with statfs at
+  scrape time, so nothing has to be kept up to date in between.
+
+Labels are the brick name and the operation: both bounded (no file names).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gfs import __version__
+from gfs.brick.store import Brick
+
+log = logging.getLogger(__name__)
+
+#: Only the data service is measured; the Admin service is gfsd's, rare and slow.
+BRICK_SERVICE = "/gfs.brick.v1.Brick/"
+
+#: The brick label of requests for a brick that is not served (names are the caller's).
+UNKNOWN = "(unknown)"
+
+#: Latencies from a cached GetAttr (~100 µs) to a slow fsync on a busy disk.
+BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+
+
+class _Served(Protocol):
+    bricks: dict[str, Brick]
+
+
+def errno_name(code: int) -> str:
+    return errno.errorcode.get(code, str(code))
+
+
+class RpcMetrics(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.latency = Histogram(
+            "gfs_brick_operation_duration_seconds",
+            "Time a brick took to serve one operation",
+            ["brick", "op"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "gfs_brick_errors",
+            "Operations that a brick answered with an errno",
+            ["brick", "op", "errno"],
+            registry=registry,
+        )
+        self.read_bytes = Counter(
+            "gfs_brick_read_bytes", "Bytes read from a brick", ["brick"], registry=registry
+        )
+        self.written_bytes = Counter(
+            "gfs_brick_written_bytes", "Bytes written to a brick", ["brick"], registry=registry
+        )
+        self._wrapped: dict[str, Any] = {}
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        method: str = details.method
+        handler = continuation(details)
+        if handler is None or not method.startswith(BRICK_SERVICE) or not handler.unary_unary:
+            return handler
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:  # one wrapper per method, built once
+            wrapped = self._wrapped[method] = self._wrap(method[len(BRICK_SERVICE) :], handler)
+        return wrapped
+
+    def _wrap(self, op: str, handler: Any) -> Any:
+        inner = handler.unary_unary
+
+        def measured(req: Any, ctx: grpc.ServicerContext) -> Any:
+            t0 = time.perf_counter()
+            reply = inner(req, ctx)
+            err = getattr(reply, "err", 0)
+            # A brick this daemon does not serve: one label, whatever name was asked for.
+            brick = UNKNOWN if err == errno.ENODEV else getattr(req, "brick", "")
+            self.latency.labels(brick, op).observe(time.perf_counter() - t0)
+            if err:
+                self.errors.labels(brick, op, errno_name(err)).inc()
+            elif op == "Read":
+                self.read_bytes.labels(brick).inc(len(reply.data))
+            elif op == "Write":
+                self.written_bytes.labels(brick).inc(reply.written)
+            return reply
+
+        return grpc.unary_unary_rpc_method_handler(
+            measured,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class BrickCollector(Collector):
+    """Capacity of the bricks being served, at scrape time."""
+
+    def __init__(self, served: _Served, zone: str, node_id: Callable[[], str]) -> None:
+        self.served = served
+        self.zone = zone
+        self.node_id = node_id
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "gfs_brickd_info", "This brick daemon", labels=["version", "zone", "node_id"]
+        )
+        info.add_metric([__version__, self.zone, self.node_id()], 1)
+        yield info
+        names = {
+            "capacity": ("gfs_brick_capacity_bytes", "Size of a brick (its quota, else its disk)"),
+            "free": ("gfs_brick_free_bytes", "Bytes still available on a brick"),
+            "used": ("gfs_brick_used_bytes", "Bytes used on a brick"),
+            "inodes": ("gfs_brick_inodes", "Inodes of a brick's file system"),
+            "inodes_free": ("gfs_brick_inodes_free", "Free inodes of a brick's file system"),
+        }
+        fams = {k: GaugeMetricFamily(n, h, labels=["brick"]) for k, (n, h) in names.items()}
+        served = GaugeMetricFamily("gfs_brickd_bricks", "Bricks this daemon serves")
+        bricks = dict(self.served.bricks)  # a copy: gfsd may add or remove bricks meanwhile
+        served.add_metric([], len(bricks))
+        yield served
+        for name, b in sorted(bricks.items()):
+            try:
+                s = b.statfs()
+            except (OSError, ValueError) as e:  # closed meanwhile, or its disk went away
+                log.debug("statfs brick=%s failed: %s", name, e)
+                continue
+            total = s.f_blocks * s.f_frsize
+            fams["capacity"].add_metric([name], total)
+            fams["free"].add_metric([name], s.f_bavail * s.f_frsize)
+            fams["used"].add_metric([name], total - s.f_bfree * s.f_frsize)
+            fams["inodes"].add_metric([name], s.f_files)
+            fams["inodes_free"].add_metric([name], s.f_ffree)
+        yield from fams.values()
+
+
+def serve_metrics(listen: str, registry: CollectorRegistry) -> None:
+    """Serve `/metrics` over HTTP on `listen` (HOST:PORT) in a daemon thread."""
+    from prometheus_client import start_http_server
+
+    from gfs.rpc.channel import parse_address
+
+    host, port = parse_address(listen)
+    try:
+        start_http_server(port, host.strip("[]"), registry=registry)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot serve metrics on {listen}: {e.strerror}") from e
+    log.info("metrics listen=%s", listen)
