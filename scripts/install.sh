@@ -8,8 +8,9 @@ extras=""
 
 pkgs=(libfuse3-dev fuse3 pkg-config attr acl)
 # the tests run a throwaway PostgreSQL next to SQLite; the deployment test runs sshd in
-# network namespaces (iproute2) and CI validates the Vagrantfile
-[ -n "$extras" ] && pkgs+=(postgresql openssh-server openssh-client iproute2 python3-venv python3-apt vagrant)
+# network namespaces (iproute2) with what the playbook installs already there (it runs
+# offline), and CI validates the Vagrantfile
+[ -n "$extras" ] && pkgs+=(postgresql openssh-server openssh-client iproute2 python3-venv python3-apt python3-dev gcc vagrant)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
