@@ -7,9 +7,10 @@ extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
 pkgs=(libfuse3-dev fuse3 pkg-config attr acl)
-# the tests run a throwaway PostgreSQL next to SQLite, and a real Prometheus (and
-# promtool) against the metrics, rules and dashboard in grafana/
-[ -n "$extras" ] && pkgs+=(postgresql prometheus)
+# the tests run a throwaway PostgreSQL next to SQLite and a real Prometheus (and promtool)
+# against grafana/; the deployment test runs sshd in network namespaces (iproute2) with
+# what the playbook installs already there (it runs offline), and CI validates the Vagrantfile
+[ -n "$extras" ] && pkgs+=(postgresql prometheus openssh-server openssh-client iproute2 python3-venv python3-apt python3-dev gcc vagrant)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -20,6 +20,9 @@ done
 echo "== ruff"; ruff check src tests bench; ruff format --check src tests bench
 echo "== mypy"; mypy
 echo "== import-linter"; lint-imports
+echo "== ansible-lint"; (cd ansible && ansible-lint -q)
+# no hypervisor in CI: validate the Vagrantfile itself, not a provider's runtime
+echo "== vagrant validate"; (cd vagrant && vagrant validate --ignore-provider)
 echo "== pytest"
 # pytest exits 5 when it collected nothing: that fails here too (set -e).
 python -m pytest -q -p no:cacheprovider "$@"

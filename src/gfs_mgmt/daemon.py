@@ -1,6 +1,16 @@
 """`gfsd`: the management daemon (REST API, cluster state in SQL, transactions).
 
     gfsd --listen 127.0.0.1:24100 --state-dir /var/lib/gfs [--db postgresql+psycopg://…]
+    gfsd --config /etc/gfs/gfsd.toml
+
+The config file (TOML) takes the same settings; a flag given on the command line wins:
+
+    listen = "0.0.0.0:24100"
+    state_dir = "/var/lib/gfs"
+    db = "postgresql+psycopg://gfs:secret@db1:5432/gfs"
+    peer_check_interval = 5.0
+    log_file = "/var/log/gfs/gfsd.log"
+    log_level = "info"
 
 At first start it creates the admin bearer token and writes it to
 `<state-dir>/admin.token` (mode 0600); only its hash is kept in the database.
@@ -16,7 +26,9 @@ import os
 import secrets
 import socket
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from sqlalchemy import select
@@ -69,10 +81,47 @@ def ensure_token(db: Database, state_dir: Path) -> str:
         return token
 
 
+DEFAULTS: dict[str, Any] = {
+    "listen": "127.0.0.1:24100",
+    "state_dir": Path("/var/lib/gfs"),
+    "db": None,
+    "peer_check_interval": 5.0,
+    "log_file": None,
+    "log_level": "info",
+    "advertise": None,
+    "otlp_endpoint": None,
+}
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """The settings of a TOML config file, type-checked; unknown keys are refused."""
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise UsageError(f"config {path}: {e.strerror}") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"config {path}: {e}") from e
+    unknown = set(data) - set(DEFAULTS)
+    if unknown:
+        raise UsageError(f"config {path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "peer_check_interval":
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise UsageError(f"config {path}: {key} must be a number of seconds")
+            out[key] = float(value)
+        elif not isinstance(value, str):
+            raise UsageError(f"config {path}: {key} must be a string")
+        else:
+            out[key] = Path(value) if key == "state_dir" else value
+    return out
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="gfsd", description="gfs management daemon")
-    ap.add_argument("--listen", default="127.0.0.1:24100", help="HOST:PORT of the REST API")
-    ap.add_argument("--state-dir", type=Path, default=Path("/var/lib/gfs"))
+    ap.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+    ap.add_argument("--listen", help="HOST:PORT of the REST API (default 127.0.0.1:24100)")
+    ap.add_argument("--state-dir", type=Path, help="default /var/lib/gfs")
     ap.add_argument(
         "--advertise",
         metavar="HOST:PORT",
@@ -82,18 +131,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument(
         "--peer-check-interval",
         type=float,
-        default=5.0,
         metavar="SECONDS",
-        help="how often peers are checked for liveness",
+        help="how often peers are checked for liveness (default 5)",
     )
     ap.add_argument("--log-file")
-    ap.add_argument("--log-level", choices=LEVELS, default="info")
+    ap.add_argument("--log-level", choices=LEVELS)
     ap.add_argument(
         "--otlp-endpoint",
         metavar="URL",
         help="send traces over OTLP/HTTP (default: env OTEL_EXPORTER_OTLP_ENDPOINT; else off)",
     )
     ns = ap.parse_args(argv)
+    settings = dict(DEFAULTS)
+    if ns.config:
+        settings.update(load_config(ns.config))
+    for key in DEFAULTS:  # flags beat the file
+        if getattr(ns, key) is not None:
+            settings[key] = getattr(ns, key)
+    for key, value in settings.items():
+        setattr(ns, key, value)
     try:
         parse_address(ns.listen)
     except ValueError as e:
@@ -105,6 +161,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             raise UsageError(f"--advertise: {e}") from e
     if not 0.1 <= ns.peer_check_interval <= 3600:
         raise UsageError("--peer-check-interval must be between 0.1 and 3600 seconds")
+    if ns.log_level not in LEVELS:
+        raise UsageError(f"log level {ns.log_level!r}: use one of {', '.join(LEVELS)}")
     return ns
 
 

@@ -295,6 +295,28 @@ def test_install_mount_helper(tmp_path: Path) -> None:
     assert again.returncode == 0 and "already" in again.stdout
 
 
+def test_install_units(tmp_path: Path) -> None:
+    r = run("install-units", "--target", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gfs-brickd.service", "gfsd.service"]
+    for name, exe, config in [
+        ("gfsd.service", "gfsd", "/etc/gfs/gfsd.toml"),
+        ("gfs-brickd.service", "gfs-brickd", "/etc/gfs/brickd.toml"),
+    ]:
+        unit = (tmp_path / name).read_text()
+        assert f"ExecStart={BIN}/{exe} --config {config}\n" in unit
+        assert "Restart=on-failure" in unit and "After=network-online.target" in unit
+    again = run("install-units", "--target", str(tmp_path))
+    assert again.returncode == 0 and again.stdout.count("unchanged") == 2
+    other = run("install-units", "--target", str(tmp_path), "--bindir", "/opt/x/bin")
+    assert other.stdout.count("installed") == 2
+    assert "ExecStart=/opt/x/bin/gfsd " in (tmp_path / "gfsd.service").read_text()
+    bad = run("install-units", "--target", str(tmp_path / "nope"))
+    assert bad.returncode == 2 and "not a directory" in one_line_error(bad)
+    rel = run("install-units", "--target", str(tmp_path), "--bindir", "bin")
+    assert rel.returncode == 2 and "absolute" in one_line_error(rel)
+
+
 def test_bad_size_is_one_line(cluster: Env) -> None:
     r = gfs(cluster, "volume", "create", "big", "--size", "lots")
     assert r.returncode == 2

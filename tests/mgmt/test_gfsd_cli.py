@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gfs_mgmt.daemon import token_hash
+from gfs_mgmt.daemon import parse_args, token_hash
 from gfs_mgmt.store.db import Database
 from gfs_mgmt.store.models import Token
 from tests.procs import BIN
@@ -30,6 +30,45 @@ def test_bad_arguments(tmp_path: Path, args: list[str], text: str) -> None:
         timeout=60,
     )
     assert r.returncode == 2 and text in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_config_file_and_flags(tmp_path: Path) -> None:
+    cfg = tmp_path / "gfsd.toml"
+    cfg.write_text(
+        'listen = "127.0.0.1:24999"\nstate_dir = "/srv/s"\ndb = "sqlite:////srv/x.db"\n'
+        'peer_check_interval = 2\nlog_level = "debug"\n'
+    )
+    ns = parse_args(["--config", str(cfg)])
+    assert (ns.listen, ns.state_dir, ns.db) == (
+        "127.0.0.1:24999",
+        Path("/srv/s"),
+        "sqlite:////srv/x.db",
+    )
+    assert (ns.peer_check_interval, ns.log_level, ns.log_file) == (2.0, "debug", None)
+    ns = parse_args(["--config", str(cfg), "--listen", "127.0.0.1:1", "--log-level", "error"])
+    assert (ns.listen, ns.log_level, ns.state_dir) == ("127.0.0.1:1", "error", Path("/srv/s"))
+    assert parse_args([]).listen == "127.0.0.1:24100"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('listen = "x"', "is not HOST:PORT"),
+        ("colour = 1", "unknown setting(s) colour"),
+        ("state_dir = 3", "state_dir must be a string"),
+        ('peer_check_interval = "5"', "must be a number"),
+        ('log_level = "loud"', "log level"),
+        ("listen = ", "config "),
+    ],
+)
+def test_bad_config_file(tmp_path: Path, text: str, error: str) -> None:
+    cfg = tmp_path / "gfsd.toml"
+    cfg.write_text(text + "\n")
+    r = subprocess.run(
+        [str(BIN / "gfsd"), "--config", str(cfg)], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2 and error in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 

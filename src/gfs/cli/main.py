@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -118,6 +119,51 @@ def install_mount_helper(
     except OSError as e:
         raise CliError(f"cannot link {target}: {e.strerror}") from None
     typer.echo(f"{target} -> {helper}")
+
+
+#: The bin folder the shipped units name; install-units points them at the real one.
+UNIT_BINDIR = "/opt/gfs/venv/bin"
+
+
+def unit_texts(bindir: str) -> dict[str, str]:
+    """The systemd units shipped in the package, with ExecStart in `bindir`."""
+    units = resources.files("gfs.data").joinpath("systemd")
+    return {
+        u.name: u.read_text().replace(f"{UNIT_BINDIR}/", f"{bindir.rstrip('/')}/")
+        for u in sorted(units.iterdir(), key=lambda u: u.name)
+        if u.name.endswith(".service")
+    }
+
+
+@app.command("install-units")
+def install_units(
+    target: Annotated[Path, typer.Option("--target", help="systemd unit folder")] = Path(
+        "/etc/systemd/system"
+    ),
+    bindir: Annotated[
+        str | None,
+        typer.Option("--bindir", help="where gfsd and gfs-brickd are (default: this install's)"),
+    ] = None,
+) -> None:
+    """Install the systemd units of gfsd and gfs-brickd (then: systemctl daemon-reload)."""
+    bindir = bindir or os.path.dirname(sys.executable)
+    if not os.path.isabs(bindir):
+        raise CliError(f"--bindir {bindir}: must be an absolute path", USAGE)
+    if not target.is_dir():
+        raise CliError(f"{target} is not a directory", USAGE)
+    for name, text in unit_texts(bindir).items():
+        path = target / name
+        try:
+            if path.exists() and path.read_text() == text:
+                typer.echo(f"{path} unchanged")
+                continue
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o644)
+            tmp.replace(path)  # atomically: systemd never reads half a unit
+        except OSError as e:
+            raise CliError(f"cannot write {path}: {e.strerror}") from None
+        typer.echo(f"{path} installed")
 
 
 def _fail(message: str, code: int) -> None:
