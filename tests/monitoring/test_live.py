@@ -41,12 +41,23 @@ class Prometheus:
 
 
 def brick_traffic(c: Cluster) -> None:
-    """Reads, writes and an error on the first brick of the volume, over gRPC."""
-    node = c.nodes[0]
-    brick = "mon-r0-b0"
-    with insecure_channel(node.address) as ch:
+    """Reads, writes and an error on the primary brick of the volume, over gRPC, tagged
+    as a client tags them (epoch, request ids)."""
+    with c.client() as api:
+        rs = api.volume("mon").replica_sets[0]
+    primary = next(b for b in rs.bricks if b.id == rs.primary)
+    brick = primary.name
+    seq = iter(range(1, 100))
+
+    def tags(mutation: bool = False) -> list[tuple[str, str]]:
+        out = [("gfs-epoch", str(rs.epoch))]
+        return [*out, ("gfs-req", f"mon:{next(seq)}")] if mutation else out
+
+    with insecure_channel(primary.address) as ch:
         stub = brick_pb2_grpc.BrickStub(ch)
-        missing = stub.Lookup(pb.LookupRequest(brick=brick, parent=ROOT_GFID, name=b"nope"))
+        missing = stub.Lookup(
+            pb.LookupRequest(brick=brick, parent=ROOT_GFID, name=b"nope"), metadata=tags()
+        )
         assert missing.err != 0
         made = stub.MakeNode(
             pb.MakeNodeRequest(
@@ -58,14 +69,18 @@ def brick_traffic(c: Cluster) -> None:
                 mode=0o100644,
                 open=True,
                 flags=2,  # O_RDWR
-            )
+            ),
+            metadata=tags(True),
         )
         assert made.err == 0, made.err
-        w = stub.Write(pb.WriteRequest(brick=brick, fh=made.fh, offset=0, data=b"x" * 4096))
+        w = stub.Write(
+            pb.WriteRequest(brick=brick, fh=made.fh, offset=0, data=b"x" * 4096),
+            metadata=tags(True),
+        )
         assert w.err == 0 and w.written == 4096
-        r = stub.Read(pb.ReadRequest(brick=brick, fh=made.fh, offset=0, size=4096))
+        r = stub.Read(pb.ReadRequest(brick=brick, fh=made.fh, offset=0, size=4096), metadata=tags())
         assert r.err == 0 and len(r.data) == 4096
-        assert stub.Release(pb.FhRequest(brick=brick, fh=made.fh)).err == 0
+        assert stub.Release(pb.FhRequest(brick=brick, fh=made.fh), metadata=tags(True)).err == 0
         assert stub.Ping(pb.PingRequest(brick="not-served-here")).err != 0
 
 

@@ -351,6 +351,7 @@ class HealWorker:
         self._wake = threading.Event()
         self._full: set[str] = set()
         self.progress: dict[str, Progress] = {}
+        self._done: dict[str, tuple[int, int]] = {}  # brick -> files, bytes of finished passes
 
     def start(self) -> None:
         threading.Thread(target=self._loop, name="heal", daemon=True).start()
@@ -398,7 +399,17 @@ class HealWorker:
                         done += 1
             finally:
                 p.running, p.ended = False, time.monotonic()
+                f, b = self._done.get(rep.name, (0, 0))
+                self._done[rep.name] = (f + p.stats.files, b + p.stats.bytes)
         return done
+
+    def totals(self, brick: str) -> tuple[int, int]:
+        """Files checked and bytes copied by heal from `brick` since the daemon started."""
+        f, b = self._done.get(brick, (0, 0))
+        p = self.progress.get(brick)
+        if p is not None and p.running:
+            f, b = f + p.stats.files, b + p.stats.bytes
+        return f, b
 
     def status(self, brick: str) -> tuple[Progress | None, int]:
         rep = self.service.replicas.get(brick)

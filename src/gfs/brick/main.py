@@ -234,13 +234,14 @@ def serve(cfg: Config) -> None:
     if port == 0:
         raise ConfigError(f"cannot listen on {cfg.listen} (address in use or not local)")
     registry.register(metrics.BrickCollector(service, cfg.zone, lambda: admin.node_id))
+    healer = admin.healer = HealWorker(service)
+    registry.register(metrics.ReplicationCollector(service.replicas, healer))
     if cfg.metrics_listen:
         try:
             metrics.serve_metrics(cfg.metrics_listen, registry)
         except OSError as e:
             raise ConfigError(str(e)) from e
     server.start()
-    healer = admin.healer = HealWorker(service)
     healer.start()
     leases = LeaseWorker(service.replicas)
     leases.start()

@@ -20,10 +20,12 @@ from typing import Any, Protocol
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gfs import __version__
+from gfs.brick.heal import HealWorker
+from gfs.brick.replica import Replica
 from gfs.brick.store import Brick
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,58 @@ class BrickCollector(Collector):
             fams["inodes"].add_metric([name], s.f_files)
             fams["inodes_free"].add_metric([name], s.f_ffree)
         yield from fams.values()
+
+
+class ReplicationCollector(Collector):
+    """What replication is doing on this daemon, at scrape time: the epoch each brick
+    knows, which it leads and under a valid lease, the primary's change-index backlog
+    per member being healed, and heal and epoch-change totals."""
+
+    def __init__(self, replicas: dict[str, Replica], healer: HealWorker) -> None:
+        self.replicas = replicas
+        self.healer = healer
+
+    def collect(self) -> Iterator[Metric]:
+        b_ = ["brick"]
+        epoch = GaugeMetricFamily(
+            "gfs_replica_epoch", "Epoch of the configuration a brick has", labels=b_
+        )
+        primary = GaugeMetricFamily(
+            "gfs_replica_primary", "1 when the brick is its set's confirmed primary", labels=b_
+        )
+        lease = GaugeMetricFamily(
+            "gfs_replica_lease_valid",
+            "1 when a primary holds the read lease of every member",
+            labels=b_,
+        )
+        changes = CounterMetricFamily(
+            "gfs_replica_epoch_changes", "Newer configurations a brick took", labels=b_
+        )
+        pending = GaugeMetricFamily(
+            "gfs_heal_pending_objects",
+            "Objects a primary's change index holds for a member outside in_sync",
+            labels=["brick", "member"],
+        )
+        healed = CounterMetricFamily(
+            "gfs_heal_copied_bytes", "Bytes heal copied from a primary to its members", labels=b_
+        )
+        checked = CounterMetricFamily(
+            "gfs_heal_checked_files", "Files heal compared from a primary to its members", labels=b_
+        )
+        for name, rep in sorted(dict(self.replicas).items()):
+            cfg = rep.cfg
+            leads = rep.confirmed and cfg.primary == name
+            epoch.add_metric([name], cfg.epoch)
+            primary.add_metric([name], 1 if leads else 0)
+            changes.add_metric([name], rep.epoch_changes)
+            if leads:
+                lease.add_metric([name], 1 if rep.lease_valid() else 0)
+                for member, objs in list(rep.changes.items()):
+                    pending.add_metric([name, member], len(objs))
+            files, nbytes = self.healer.totals(name)
+            healed.add_metric([name], nbytes)
+            checked.add_metric([name], files)
+        yield from (epoch, primary, lease, changes, pending, healed, checked)
 
 
 def serve_metrics(listen: str, registry: CollectorRegistry) -> None:

@@ -47,7 +47,6 @@ READS = {
     "ReadLink",
     "Read",
     "ReadDir",
-    "Statfs",
     "GetXattr",
     "ListXattr",
     "Lock",
@@ -244,6 +243,7 @@ class Replica:
         self.changes: dict[str, set[bytes]] = {}
         #: what members missed before they left in_sync (forwards that failed)
         self._missed: dict[str, set[bytes]] = {}
+        self.epoch_changes = 0
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -275,6 +275,8 @@ class Replica:
             now = time.monotonic()
             for b in cfg.in_sync():  # grace: a member gets one lease time to answer
                 self.last_grant.setdefault(b, now)
+            if cfg.epoch > self.cfg.epoch:
+                self.epoch_changes += 1
             self.cfg = cfg
             self.confirmed = True
             self.withholding = False

@@ -75,7 +75,9 @@ def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
         @functools.wraps(fn)
         def handler(self: BrickService, req: Any, ctx: grpc.ServicerContext) -> Any:
             rep = self.replicas.get(req.brick)
-            if rep is None or fn.__name__ == "Ping":
+            # Ping and Statfs carry no file data: any member answers them (mounts, gfsd's
+            # capacity probes), whatever its role.
+            if rep is None or fn.__name__ in ("Ping", "Statfs"):
                 return local(self, req, ctx)
             return rep.client_call(fn.__name__, req, ctx, lambda r: local(self, r, ctx), reply)
 

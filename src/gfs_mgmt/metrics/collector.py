@@ -27,6 +27,7 @@ from gfs.proto import brick_pb2, brick_pb2_grpc
 from gfs_mgmt.peer.brickd import _channel as peer_channel
 from gfs_mgmt.store.db import Database
 from gfs_mgmt.store.models import Brick, Peer, ReplicaSet, Transaction, Volume
+from gfs_mgmt.volume.replication import min_in_sync
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class StoreCollector(Collector):
             volumes = list(
                 s.scalars(
                     select(Volume).options(
+                        selectinload(Volume.options),
                         selectinload(Volume.replica_sets)
                         .selectinload(ReplicaSet.bricks)
                         .selectinload(Brick.peer)
@@ -142,7 +144,7 @@ class StoreCollector(Collector):
         epoch = _gauge("gfs_replica_set_epoch", "Membership epoch of a replica set", rs_)
         members = _gauge("gfs_replica_set_members", "Bricks of a replica set", rs_)
         in_sync = _gauge("gfs_replica_set_in_sync_members", "In-sync bricks of a replica set", rs_)
-        min_in_sync = _gauge(
+        need_sync = _gauge(
             "gfs_replica_set_min_in_sync", "In-sync bricks a replica set needs for writes", rs_
         )
         b_ = ["volume", "replica_set", "brick", "peer"]
@@ -154,7 +156,7 @@ class StoreCollector(Collector):
         )
         backlog = _gauge(
             "gfs_heal_backlog_entries",
-            "Objects a brick still has to heal from its set's primary (0 until heal reports)",
+            "1 while a brick is outside its set's in-sync members and owes a heal, else 0",
             b_,
         )
         probes: list[tuple[_Probe, list[str]]] = []
@@ -170,24 +172,27 @@ class StoreCollector(Collector):
             for rs in v.replica_sets:
                 labels = [v.name, str(rs.index)]
                 n_sync = sum(1 for b in rs.bricks if b.in_sync)
-                read_only |= n_sync < rs.min_in_sync
+                need = min_in_sync(v.replica_count, {o.key: o.value for o in v.options})
+                read_only |= n_sync < need
                 epoch.add_metric(labels, rs.epoch)
                 members.add_metric(labels, len(rs.bricks))
                 in_sync.add_metric(labels, n_sync)
-                min_in_sync.add_metric(labels, rs.min_in_sync)
+                need_sync.add_metric(labels, need)
                 for b in rs.bricks:
                     bl = [v.name, str(rs.index), b.name, b.peer.name]
                     binfo.add_metric(bl, 1)
                     bsync.add_metric(bl, 1 if b.in_sync else 0)
                     bprimary.add_metric(bl, 1 if b.id == rs.primary_brick_id else 0)
-                    backlog.add_metric(bl, 0)
+                    # Out of in_sync means heal is owed; the primary's daemon exports the
+                    # size of its change index (gfs_heal_pending_objects).
+                    backlog.add_metric(bl, 0 if b.in_sync else 1)
                     if v.state == "started":
                         probes.append((_Probe(b.peer.address, b.name, v.name, rs.index), bl))
                     else:
                         bup.add_metric(bl, 0)
             ro.add_metric([v.name], 1 if read_only else 0)
         yield from (state, replica, sets, bricks_n, size, ro)
-        yield from (epoch, members, in_sync, min_in_sync)
+        yield from (epoch, members, in_sync, need_sync)
         yield from (binfo, bsync, bprimary, backlog)
         yield from self._capacity(probes, bup)
 
