@@ -297,6 +297,12 @@ def heal(
             return
         started = time.monotonic()
         hi = api.heal_start(name, full=action == "full")
+        if action is None and all(rs.in_sync == len(rs.members) for rs in hi.sets):
+            if json_out:
+                print_json(hi)
+            else:
+                console().print(f"Volume {name}: every member is in sync, nothing to heal")
+            return
         with Progress(
             TextColumn("[bold]heal[/bold] {task.description}"),
             BarColumn(),
