@@ -6,12 +6,54 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from gfs.api import models as m
-from tests.cluster import Cluster
+from gfs.api.client import Client
+from gfs.proto import brick_pb2 as pb
+from gfs.proto import brick_pb2_grpc
+from gfs.rpc.channel import insecure_channel
+from tests.cluster import Cluster, local_cluster
 from tests.procs import BrickDaemon, Mount
+
+ROOT = b"\0" * 15 + b"\1"
+
+
+def start_demo(api: Client, size: str = "200MiB", failure: str | None = "1") -> None:
+    """Create and start the replica-3 volume `demo` (fast failure detection by default)."""
+    api.volume_create(m.VolumeCreate(name="demo", replica=3, size=size))
+    if failure:
+        api.volume_set("demo", {"replica.failure-detection-seconds": failure})
+    api.volume_start("demo")
+
+
+@contextmanager
+def demo_cluster(tmp: Path, size: str = "200MiB", **kw: Any) -> Iterator[Cluster]:
+    """A local cluster (`kw` as for local_cluster) with `demo` started."""
+    with local_cluster(tmp, **kw) as c, c.client() as api:
+        start_demo(api, size)
+        yield c
+
+
+def make_file(address: str, brick: str, name: bytes, metadata: list[tuple[str, str]]) -> Any:
+    """A create sent straight to one brick over gRPC, as a client would send it."""
+    with insecure_channel(address) as ch:
+        stub: Any = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
+        return stub.MakeNode(
+            pb.MakeNodeRequest(
+                brick=brick,
+                parent=ROOT,
+                name=name,
+                gfid=os.urandom(16),
+                kind=pb.NODE_KIND_FILE,
+                mode=0o100644,
+            ),
+            timeout=30,
+            metadata=metadata,
+        )
 
 
 def mount(c: Cluster, tmp_path: Path, name: str = "mnt") -> Mount:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import Cluster
 from tests.procs import BrickDaemon, Mount, have_fuse, is_mounted
+from tests.replicas import demo_cluster
 
 GFS_OPTIONS = "attr-timeout=0,entry-timeout=0"
 
@@ -50,3 +52,10 @@ def two_mounts(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         for m in mounts:
             m.stop()
         d.stop()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Cluster]:
+    """A local cluster with the replica-3 volume `demo` started (1 s failure detection)."""
+    with demo_cluster(tmp_path) as c:
+        yield c

@@ -32,12 +32,17 @@ import grpc
 import pytest
 
 from gfs.api import models as m
-from gfs.proto import brick_pb2 as pb
-from gfs.proto import brick_pb2_grpc
-from gfs.rpc.channel import insecure_channel
 from tests.cluster import Cluster, local_cluster
 from tests.procs import wait_for
-from tests.replicas import all_in_sync, assert_identical, layout, mount, node_of
+from tests.replicas import (
+    all_in_sync,
+    assert_identical,
+    demo_cluster,
+    layout,
+    make_file,
+    mount,
+    node_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +151,8 @@ def wait_progress(writers: list[Writer], more: int, what: str) -> None:
     )
 
 
-@pytest.fixture
-def vol(tmp_path: Path) -> Iterator[Cluster]:
-    with local_cluster(tmp_path) as c, c.client() as api:
-        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="200MiB"))
-        api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
-        api.volume_start("demo")
-        yield c
-
-
-def test_writers_survive_kills_of_secondary_and_primary(vol: Cluster, tmp_path: Path) -> None:
-    c = vol
+def test_writers_survive_kills_of_secondary_and_primary(demo: Cluster, tmp_path: Path) -> None:
+    c = demo
     mounts = [mount(c, tmp_path, n).start() for n in ("a", "b", "r")]
     stop = threading.Event()
     writers = [Writer(mounts[0].mountpoint, "wa", stop), Writer(mounts[1].mountpoint, "wb", stop)]
@@ -208,8 +204,8 @@ def test_writers_survive_kills_of_secondary_and_primary(vol: Cluster, tmp_path: 
             mnt.stop()
 
 
-def test_io_goes_on_while_gfsd_is_stopped(vol: Cluster, tmp_path: Path) -> None:
-    c = vol
+def test_io_goes_on_while_gfsd_is_stopped(demo: Cluster, tmp_path: Path) -> None:
+    c = demo
     a = mount(c, tmp_path, "a").start()
     b = mount(c, tmp_path, "b").start()
     assert c.gfsd.proc is not None
@@ -277,32 +273,14 @@ def test_primary_killed_between_apply_and_forward(tmp_path: Path) -> None:
     retry of an ordinary write fails over; the stray object exists only on the dead
     primary, and heal removes it when that brick comes back (I8)."""
     crash = {"GFS_FAULT_CRASH_BEFORE_FORWARD": "MakeNode:stray"}
-    with (
-        local_cluster(tmp_path, env={0: crash, 1: crash, 2: crash}) as c,
-        c.client() as api,
-    ):
-        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="100MiB"))
-        api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
-        api.volume_start("demo")
+    with demo_cluster(tmp_path, "100MiB", env={0: crash, 1: crash, 2: crash}) as c:
         rs = layout(c)
         primary = next(b for b in rs.bricks if b.id == rs.primary)
         old = node_of(c, rs, rs.primary)
-        with insecure_channel(primary.address) as ch:
-            stub: Any = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
-            with pytest.raises(grpc.RpcError):  # the daemon dies during the call
-                r = stub.MakeNode(
-                    pb.MakeNodeRequest(
-                        brick=primary.name,
-                        parent=ROOT,
-                        name=b"stray",
-                        gfid=os.urandom(16),
-                        kind=pb.NODE_KIND_FILE,
-                        mode=0o100644,
-                    ),
-                    timeout=10,
-                    metadata=[("gfs-epoch", str(rs.epoch)), ("gfs-req", "t:1")],
-                )
-                raise AssertionError(f"MakeNode answered {r.err}")
+        tags = [("gfs-epoch", str(rs.epoch)), ("gfs-req", "t:1")]
+        with pytest.raises(grpc.RpcError):  # the daemon dies during the call
+            r = make_file(primary.address, primary.name, b"stray", tags)
+            raise AssertionError(f"MakeNode answered {r.err}")
         assert old.proc is not None and old.proc.wait(10) == -signal.SIGKILL
         assert (Path(primary.path) / "stray").exists()
         mnt = mount(c, tmp_path).start()

@@ -6,21 +6,16 @@ heals nothing diverges (docs/replication.md, third row of the failure table)."""
 from __future__ import annotations
 
 import errno
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from gfs.api import models as m
-from gfs.proto import brick_pb2 as pb
-from gfs.proto import brick_pb2_grpc
-from gfs.rpc.channel import insecure_channel
 from tests.cluster import Cluster
 from tests.netns import network
 from tests.procs import BrickDaemon, Gfsd, wait_for
-from tests.replicas import all_in_sync, assert_identical, layout, mount
+from tests.replicas import all_in_sync, assert_identical, layout, make_file, mount, start_demo
 
 ROOT = b"\0" * 15 + b"\1"
 
@@ -49,9 +44,7 @@ def test_primary_cut_off_from_gfsd_and_a_secondary(tmp_path: Path) -> None:
             with c.client() as api:
                 for d in nodes:
                     api.peer_add(d.address)
-                api.volume_create(m.VolumeCreate(name="demo", replica=3, size="100MiB"))
-                api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
-                api.volume_start("demo")
+                start_demo(api, "100MiB")
             run_partition(c, net, tmp_path)
         finally:
             g.stop()
@@ -70,24 +63,12 @@ def run_partition(c: Cluster, net: Any, tmp_path: Path) -> None:
         (mnt.mountpoint / "f").write_text("before")
         net.cut(pi, cut)
         # A client that still reaches the old primary gets no acknowledgement from it.
-        with insecure_channel(p.address) as ch:
-            stub: Any = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
-            try:
-                r = stub.MakeNode(
-                    pb.MakeNodeRequest(
-                        brick=p.name,
-                        parent=ROOT,
-                        name=b"cut-off",
-                        gfid=os.urandom(16),
-                        kind=pb.NODE_KIND_FILE,
-                        mode=0o100644,
-                    ),
-                    timeout=30,
-                    metadata=[("gfs-epoch", str(rs.epoch)), ("gfs-req", "cut:1")],
-                )
-                assert r.err in (errno.EIO, errno.EREMCHG, errno.EROFS), r.err
-            except grpc.RpcError:
-                pass  # no answer is no acknowledgement either
+        try:
+            tags = [("gfs-epoch", str(rs.epoch)), ("gfs-req", "cut:1")]
+            r = make_file(p.address, p.name, b"cut-off", tags)
+            assert r.err in (errno.EIO, errno.EREMCHG, errno.EROFS), r.err
+        except grpc.RpcError:
+            pass  # no answer is no acknowledgement either
         # Through the mount, writes go on once gfsd has promoted another member.
         deadline = time.monotonic() + 90
         while True:

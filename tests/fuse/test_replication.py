@@ -7,35 +7,24 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gfs.api import models as m
 from gfs.api.client import ApiError
 from gfs.proto import brick_pb2 as pb
 from gfs.proto import brick_pb2_grpc
 from gfs.rpc.channel import insecure_channel
-from tests.cluster import Cluster, local_cluster
+from tests.cluster import Cluster
 from tests.procs import wait_for
-from tests.replicas import all_in_sync, assert_identical, layout, mount, node_of
+from tests.replicas import all_in_sync, assert_identical, demo_cluster, layout, mount, node_of
 
 HEAL_DEADLINE = 90
 
 
-@pytest.fixture
-def vol(tmp_path: Path) -> Iterator[Cluster]:
-    with local_cluster(tmp_path) as c, c.client() as api:
-        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="200MiB"))
-        api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
-        api.volume_start("demo")
-        yield c
-
-
-def test_secondary_killed_writes_go_on_then_heal(vol: Cluster, tmp_path: Path) -> None:
-    c = vol
+def test_secondary_killed_writes_go_on_then_heal(demo: Cluster, tmp_path: Path) -> None:
+    c = demo
     rs = layout(c)
     mnt = mount(c, tmp_path).start()
     try:
@@ -78,8 +67,8 @@ def test_secondary_killed_writes_go_on_then_heal(vol: Cluster, tmp_path: Path) -
         mnt.stop()
 
 
-def test_primary_killed_fails_over(vol: Cluster, tmp_path: Path) -> None:
-    c = vol
+def test_primary_killed_fails_over(demo: Cluster, tmp_path: Path) -> None:
+    c = demo
     rs = layout(c)
     a = mount(c, tmp_path, "a").start()
     b = mount(c, tmp_path, "b").start()
@@ -103,8 +92,8 @@ def test_primary_killed_fails_over(vol: Cluster, tmp_path: Path) -> None:
         a.stop()
 
 
-def test_below_min_in_sync_is_read_only(vol: Cluster, tmp_path: Path) -> None:
-    c = vol
+def test_below_min_in_sync_is_read_only(demo: Cluster, tmp_path: Path) -> None:
+    c = demo
     rs = layout(c)
     mnt = mount(c, tmp_path).start()
     try:
@@ -121,10 +110,10 @@ def test_below_min_in_sync_is_read_only(vol: Cluster, tmp_path: Path) -> None:
         mnt.stop()
 
 
-def test_retried_request_applies_once(vol: Cluster) -> None:
+def test_retried_request_applies_once(demo: Cluster) -> None:
     """An append sent twice with one request id lands once (answered from the dedup
     table), and a brick that is not the primary refuses the request."""
-    c = vol
+    c = demo
     rs = layout(c)
     primary = next(b for b in rs.bricks if b.id == rs.primary)
     with insecure_channel(primary.address) as ch:
@@ -166,11 +155,11 @@ def test_retried_request_applies_once(vol: Cluster) -> None:
         assert r.err == errno.EREMCHG  # only the primary serves
 
 
-def test_deposed_primary_serves_no_reads(vol: Cluster, tmp_path: Path) -> None:
+def test_deposed_primary_serves_no_reads(demo: Cluster, tmp_path: Path) -> None:
     """A primary frozen (SIGSTOP) while the set fails over: when it runs again it still
     believes it is primary of the old epoch, yet answers no read with old data, because
     its read lease ran out and the members withhold it (I7)."""
-    c = vol
+    c = demo
     rs = layout(c)
     mnt = mount(c, tmp_path).start()
     old = node_of(c, rs, rs.primary)
@@ -200,10 +189,7 @@ def test_deposed_primary_serves_no_reads(vol: Cluster, tmp_path: Path) -> None:
 
 
 def test_replace_dead_brick_is_filled_by_heal(tmp_path: Path) -> None:
-    with local_cluster(tmp_path, bricks=4) as c, c.client() as api:
-        api.volume_create(m.VolumeCreate(name="demo", replica=3, size="100MiB"))
-        api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
-        api.volume_start("demo")
+    with demo_cluster(tmp_path, "100MiB", bricks=4) as c, c.client() as api:
         rs = layout(c)
         mnt = mount(c, tmp_path).start()
         try:

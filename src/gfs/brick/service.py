@@ -87,6 +87,35 @@ def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
     return wrap
 
 
+def heal_rpc(
+    reply: type[Any], writes: bool
+) -> Callable[[Callable[[Any, Brick, Any], Any]], Handler]:
+    """A heal RPC from a primary's heal worker (gfs.brick.heal); errno as data. Heal
+    writes are taken only from the primary of this member's epoch or a newer one."""
+
+    def wrap(fn: Callable[[Any, Brick, Any], Any]) -> Handler:
+        @functools.wraps(fn)
+        def handler(self: BrickService, req: Any, ctx: grpc.ServicerContext) -> Any:
+            if writes:
+                rep = self.replicas.get(req.brick)
+                if rep is None or req.epoch < rep.cfg.epoch:
+                    return reply(err=errno.ESTALE)
+                b: Brick | None = rep.brick
+            else:
+                b = self.bricks.get(req.brick)
+            if b is None:
+                return reply(err=errno.ENODEV)
+            try:
+                return fn(self, b, req)
+            except OSError as e:
+                log.info("heal op=%s brick=%s errno=%s", fn.__name__, req.brick, e.errno)
+                return reply(err=e.errno or errno.EIO)
+
+        return handler
+
+    return wrap
+
+
 class BrickService:
     """Implements the Brick service of brick.proto (registered with
     brick_pb2_grpc.add_BrickServicer_to_server)."""
@@ -311,49 +340,21 @@ class BrickService:
             errs.append(errno.ENODEV if rep is None else rep.grant(ask))
         return pb.HeartbeatReply(errs=errs)
 
-    def _healing(self, req: Any) -> Brick | None:
-        # Heal writes come only from the primary of the member's epoch or a newer one.
-        rep = self.replicas.get(req.brick)
-        if rep is None or req.epoch < rep.cfg.epoch:
-            return None
-        return rep.brick
+    @heal_rpc(pb.HealEntriesReply, writes=False)
+    def HealEntries(self, b: Brick, req: pb.ReadDirRequest) -> pb.HealEntriesReply:
+        return pb.HealEntriesReply(entries=heal.entries(b, req.gfid))
 
-    def HealEntries(self, req: pb.ReadDirRequest, ctx: Any) -> pb.HealEntriesReply:
-        b = self.bricks.get(req.brick)
-        if b is None:
-            return pb.HealEntriesReply(err=errno.ENODEV)
-        try:
-            return pb.HealEntriesReply(entries=heal.entries(b, req.gfid))
-        except OSError as e:
-            return pb.HealEntriesReply(err=e.errno or errno.EIO)
+    @heal_rpc(pb.HealSumsReply, writes=False)
+    def HealSums(self, b: Brick, req: pb.GfidRequest) -> pb.HealSumsReply:
+        return pb.HealSumsReply(sums=heal.sums(b, req.gfid))
 
-    def HealPut(self, req: pb.HealPutRequest, ctx: Any) -> pb.EntryReply:
-        b = self._healing(req)
-        if b is None:
-            return pb.EntryReply(err=errno.ESTALE)
-        try:
-            return pb.EntryReply(attr=attr_pb(heal.put(b, req)))
-        except OSError as e:
-            log.info("heal put brick=%s errno=%s", req.brick, e.errno)
-            return pb.EntryReply(err=e.errno or errno.EIO)
+    @heal_rpc(pb.EntryReply, writes=True)
+    def HealPut(self, b: Brick, req: pb.HealPutRequest) -> pb.EntryReply:
+        return pb.EntryReply(attr=attr_pb(heal.put(b, req)))
 
-    def HealSums(self, req: pb.GfidRequest, ctx: Any) -> pb.HealSumsReply:
-        b = self.bricks.get(req.brick)
-        if b is None:
-            return pb.HealSumsReply(err=errno.ENODEV)
-        try:
-            return pb.HealSumsReply(sums=heal.sums(b, req.gfid))
-        except OSError as e:
-            return pb.HealSumsReply(err=e.errno or errno.EIO)
-
-    def HealRemove(self, req: pb.HealRemoveRequest, ctx: Any) -> pb.Reply:
-        b = self._healing(req)
-        if b is None:
-            return pb.Reply(err=errno.ESTALE)
-        try:
-            heal.remove(b, req.parent, req.name)
-        except OSError as e:
-            return pb.Reply(err=e.errno or errno.EIO)
+    @heal_rpc(pb.Reply, writes=True)
+    def HealRemove(self, b: Brick, req: pb.HealRemoveRequest) -> pb.Reply:
+        heal.remove(b, req.parent, req.name)
         return pb.Reply()
 
 

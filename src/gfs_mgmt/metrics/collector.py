@@ -88,7 +88,7 @@ class StoreCollector(Collector):
                         selectinload(Volume.options),
                         selectinload(Volume.replica_sets)
                         .selectinload(ReplicaSet.bricks)
-                        .selectinload(Brick.peer)
+                        .selectinload(Brick.peer),
                     )
                 )
             )
