@@ -25,6 +25,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEAL_CHUNK = 1 << 20
+FILE_WORKERS = 4
 RPC_TIMEOUT = 30.0
 
 
@@ -191,6 +193,12 @@ class Crawl:
         self.stub = brick_stub(address)
         self.epoch = epoch
         self.stats = stats or HealStats()
+        self._mu = threading.Lock()
+
+    def _count(self, nbytes: int = 0, files: int = 0) -> None:
+        with self._mu:
+            self.stats.bytes += nbytes
+            self.stats.files += files
 
     def _rpc(self, name: str, req: Any) -> Any:
         r = getattr(self.stub, name)(req, timeout=RPC_TIMEOUT)
@@ -235,11 +243,19 @@ class Crawl:
             sub, dir_files = self._dir(d, d in full)
             full.update(sub)  # new on the member, or a full crawl: everything below
             dirs.extend(sub)
-            for f in dir_files:
-                self._file(*f)
-        for f in files:
-            self._file(*f)
+            self._files(dir_files)
+        self._files(files)
         return self.stats
+
+    def _files(self, files: list[tuple[bytes, bytes, bytes, bool]]) -> None:
+        """Heal files a few at a time: each round trip then overlaps others' disk work."""
+        if len(files) < 2:
+            for f in files:
+                self._file(*f)
+            return
+        with ThreadPoolExecutor(FILE_WORKERS, thread_name_prefix="heal") as pool:
+            for fut in [pool.submit(self._file, *f) for f in files]:
+                fut.result()  # the first failure ends the crawl
 
     def _dir(self, d: bytes, everything: bool) -> tuple[list[bytes], list[Any]]:
         """Make the member's directory `d` hold what ours holds; the subdirectories and
@@ -306,8 +322,8 @@ class Crawl:
                         parent, name, self.b.getattr(gfid),
                         set_data=not same, offset=0, data=b"" if same else data, finish=True,
                     )  # fmt: skip
-                    self.stats.bytes += 0 if same else len(data)
-                self.stats.files += 1
+                    self._count(0 if same else len(data))
+                self._count(files=1)
                 return
             offset, i = 0, 0
             while offset < a.st.st_size:
@@ -317,12 +333,12 @@ class Crawl:
                         break
                     if i >= len(theirs) or theirs[i] != _sum(data):
                         self._put(parent, name, a, set_data=True, offset=offset, data=data)
-                        self.stats.bytes += len(data)
+                        self._count(len(data))
                 offset += len(data)
                 i += 1
             with self.rep.locks.hold([gfid]):
                 self._put(parent, name, self.b.getattr(gfid), finish=True)
-            self.stats.files += 1
+            self._count(files=1)
         finally:
             self.b.release(fh)
 
@@ -381,8 +397,9 @@ class HealWorker:
             cfg = rep.cfg
             if not rep.confirmed or cfg.primary != rep.name:
                 continue
-            full = rep.name in self._full
+            full = rep.name in self._full or rep.repair_needed
             self._full.discard(rep.name)
+            rep.repair_needed = False
             todo = [
                 (b, addr, st == "in_sync")
                 for b, (addr, st) in cfg.members.items()

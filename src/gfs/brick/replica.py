@@ -244,6 +244,10 @@ class Replica:
         #: what members missed before they left in_sync (forwards that failed)
         self._missed: dict[str, set[bytes]] = {}
         self.epoch_changes = 0
+        # Set when we become primary: a mutation the old primary forwarded to only some
+        # members (then died, and its client gave up) may linger on one of them, so the
+        # heal worker crawls every member once.
+        self.repair_needed = False
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -265,6 +269,7 @@ class Replica:
             if cfg.primary != self.cfg.primary:
                 self.lease.clear()
                 self.changes.clear()
+                self.repair_needed = cfg.primary == self.name
             if self.confirmed and cfg.primary == self.name == self.cfg.primary:
                 for b in set(self.cfg.in_sync()) - set(cfg.in_sync()):
                     # From now on note what changes, starting with what it missed.
