@@ -255,7 +255,7 @@ class AdminService:
             self.bricks.replicas[req.brick] = Replica(brick, cfg, confirmed=True)
             log.info("replicated brick=%s epoch=%d primary=%s", req.brick, cfg.epoch, cfg.primary)
         else:
-            code = rep.configure(cfg)
+            code = rep.configure(cfg, req.old_primary_gone)
             if code:
                 return pb.ConfigureReply(err=code, epoch=rep.cfg.epoch)
         if req.brick in self._served:

@@ -251,14 +251,16 @@ class Replica:
 
     # -- configuration -----------------------------------------------------------------------
 
-    def configure(self, cfg: Config) -> int:
+    def configure(self, cfg: Config, old_primary_gone: bool = False) -> int:
         """Take `cfg` from gfsd; ESTALE when it is older than what we have, EBUSY while
-        a lease we granted to another primary still runs (gfsd retries)."""
+        a lease we granted to another primary still runs (gfsd retries) — unless gfsd
+        found nothing listening where that primary was."""
         with self._cfg_cond:
             if cfg.epoch < self.cfg.epoch:
                 return errno.ESTALE
             if (
-                cfg.primary != self.granted_to
+                not (old_primary_gone and self.granted_to == self.cfg.primary)
+                and cfg.primary != self.granted_to
                 and self.granted_until > time.monotonic()
                 and cfg.epoch > self.cfg.epoch
             ):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -96,7 +97,9 @@ class Membership:
                 return v, rs
         raise GfsError("not_found", "replica_set_not_found", f"volume {name} has no set {index}")
 
-    def _configs(self, v: Volume, rs: ReplicaSet) -> list[tuple[str, apb.ConfigureRequest]]:
+    def _configs(
+        self, v: Volume, rs: ReplicaSet, old_primary_gone: bool = False
+    ) -> list[tuple[str, apb.ConfigureRequest]]:
         opts = {o.key: o.value for o in v.options}
         timeout = float(
             opts.get(
@@ -125,6 +128,7 @@ class Membership:
                 token=self.token,
                 failure_timeout=timeout,
                 relaxed_reads=opts.get("replica.relaxed-reads", "off") == "on",
+                old_primary_gone=old_primary_gone,
             )
             out.append((b.peer.address, req))
         return out
@@ -190,6 +194,7 @@ class Membership:
         epoch: int,
         what: str,
         change: Callable[[Volume, ReplicaSet], str],
+        old_primary_gone: bool = False,
     ) -> m.ReplicaSet:
         """Apply `change` (which returns the event message) with CAS on `epoch`, then push."""
         with self.db.session() as s:
@@ -213,7 +218,7 @@ class Membership:
             rs.epoch = epoch + 1
             s.add(Event(kind=what, volume=name, message=message, payload={"epoch": epoch + 1}))
             log.info("membership volume=%s set=%d epoch=%d %s", name, index, epoch + 1, message)
-            configs = self._configs(v, rs)
+            configs = self._configs(v, rs, old_primary_gone)
             wire = set_wire(rs)
         self.push(configs)
         return wire
@@ -280,7 +285,10 @@ class Membership:
             nb = next(b for b in rs.bricks if b.id == new)
             return f"primary {old.name if old else '?'} failed; {nb.name} promoted"
 
-        return self._change(name, index, body.epoch, "primary_changed", change)
+        # A refused connection means no process serves there (a restarted one serves
+        # nothing until confirmed), so members need not wait out its read lease.
+        gone = primary is not None and _refused(primary_address)
+        return self._change(name, index, body.epoch, "primary_changed", change, gone)
 
     def replace(self, name: str, brick_id: str, new: dict[str, Any], undo: bool = False) -> None:
         """Point brick row `brick_id` at `new` (peer, root, path, name), out of in_sync,
@@ -388,6 +396,17 @@ def _heal_status(address: str, brick: str) -> apb.HealStatusReply | None:
             return a.heal_status(brick)
     except PeerError:
         return None
+
+
+def _refused(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _answers(address: str) -> bool:
