@@ -17,6 +17,7 @@ folder, a FUSE mount (mount -t glusterfs). Default volume options (network.ping-
   restart until heal info shows 0 entries on every brick gives MB/s and files/s.
 
     python3 bench/glusterfs.py [--kills 20] [--large-mib 1024] [--small 10000]
+        [--bricks 1,3] [--set KEY=VALUE ...] [--timeout 3600]
 
 Needs root, /dev/fuse and glusterfs-server + glusterfs-client (installs nothing).
 Appends to bench/results/glusterfs.txt.
@@ -128,7 +129,8 @@ def proc_cmdlines() -> Iterator[tuple[int, str]]:
 class Gluster:
     """glusterd + one replica-3 volume + a mount, all in tmp; close() undoes it all."""
 
-    def __init__(self, tmp: Path, vol: str) -> None:
+    def __init__(self, tmp: Path, vol: str, options: dict[str, str]) -> None:
+        self.options = options
         self.tmp = tmp
         self.vol = vol
         self.host = brick_host()
@@ -173,6 +175,8 @@ class Gluster:
             "force",
         )
         self.created = True
+        for k, v in self.options.items():
+            gluster("volume", "set", self.vol, k, v)
         gluster("volume", "start", self.vol)
         wait_for(lambda: len(self.brick_pids()) == 3, 60, "bricks online", poll=0.2)
         self.mnt.mkdir()
@@ -427,6 +431,13 @@ def main() -> None:
     ap.add_argument("--large-mib", type=int, default=1024)
     ap.add_argument("--small", type=int, default=10_000)
     ap.add_argument("--timeout", type=float, default=3600, help="bound on the whole run (s)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="volume option to set before start (default: none, GlusterFS defaults)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/glusterfs.txt")
     a = ap.parse_args()
     missing = [t for t in TOOLS if shutil.which(t) is None]
@@ -450,16 +461,18 @@ def main() -> None:
     signal.alarm(int(a.timeout) + 60)  # backstop if a mount call blocks past the deadline
     version = run(["glusterfsd", "--version"]).splitlines()[0]
     bricks = [int(b) for b in a.bricks.split(",") if b]
+    options = dict(kv.split("=", 1) for kv in a.set)
+    opts = " ".join(f"{k}={v}" for k, v in options.items()) or "default options"
     lines = [
         f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {version} replica 3 on one host "
-        f"(loopback), default options; kills={a.kills} per brick {bricks} "
+        f"(loopback), {opts}; kills={a.kills} per brick {bricks} "
         f"large-mib={a.large_mib} small={a.small} cpus={os.cpu_count()} "
         f"loadavg={os.getloadavg()[0]:.1f}"
     ]
     print(lines[0], flush=True)
     vol = f"gbench{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix="gluster-bench-"))
-    g = Gluster(tmp, vol)
+    g = Gluster(tmp, vol, options)
     try:
         g.start()
         for brick in bricks if a.kills else []:
