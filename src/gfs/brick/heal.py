@@ -194,6 +194,7 @@ class Crawl:
         self.epoch = epoch
         self.stats = stats or HealStats()
         self._mu = threading.Lock()
+        self._done_files: set[bytes] = set()
 
     def _count(self, nbytes: int = 0, files: int = 0) -> None:
         with self._mu:
@@ -238,13 +239,21 @@ class Crawl:
                     dirs.append(g)
                 elif stat.S_ISREG(a.st.st_mode):
                     files.append((b"", b"", g, False))
+        seen: set[bytes] = set()
         while dirs:
             d = dirs.pop()
-            sub, dir_files = self._dir(d, d in full)
+            if d in seen:
+                continue
+            got = self._dir(d, d in full)
+            if got is None:
+                continue  # new on the member: made and crawled from its parent
+            seen.add(d)
+            sub, dir_files = got
             full.update(sub)  # new on the member, or a full crawl: everything below
-            dirs.extend(sub)
+            dirs.extend(g for g in sub if g not in seen)
             self._files(dir_files)
-        self._files(files)
+            self._done_files.update(f[2] for f in dir_files)
+        self._files([f for f in files if f[2] not in self._done_files])
         return self.stats
 
     def _files(self, files: list[tuple[bytes, bytes, bytes, bool]]) -> None:
@@ -257,9 +266,10 @@ class Crawl:
             for fut in [pool.submit(self._file, *f) for f in files]:
                 fut.result()  # the first failure ends the crawl
 
-    def _dir(self, d: bytes, everything: bool) -> tuple[list[bytes], list[Any]]:
+    def _dir(self, d: bytes, everything: bool) -> tuple[list[bytes], list[Any]] | None:
         """Make the member's directory `d` hold what ours holds; the subdirectories and
-        files to look into next (all of them, or only those new on the member)."""
+        files to look into next (all of them, or only those new on the member). None
+        when the member lacks `d` and this is not a full crawl of it."""
         dirs: list[bytes] = []
         files: list[tuple[bytes, bytes, bytes, bool]] = []
         with self.rep.locks.hold([d]):
@@ -269,7 +279,7 @@ class Crawl:
             except OSError as e:
                 if everything or e.errno not in (errno.ENOENT, errno.ESTALE):
                     raise
-                return [], []  # new on the member: its parent (changed too) makes it
+                return None  # new on the member: its parent (changed too) makes it
             theirs = {e.name: e.attr for e in listing.entries}
             for n, ta in list(theirs.items()):
                 a = mine.get(n)

@@ -19,6 +19,11 @@ OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # A restarted daemon is back in about a second: grpc's default reconnect backoff
+    # (growing to two minutes) would keep a channel failing long after it returned.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
