@@ -272,6 +272,9 @@ class Replica:
                 self.lease.clear()
                 self.changes.clear()
                 self.repair_needed = cfg.primary == self.name
+                # Any grant to the old primary has run out or is void (nothing serves
+                # there): the new primary may have its lease at once.
+                self.granted_to, self.granted_until = "", 0.0
             if self.confirmed and cfg.primary == self.name == self.cfg.primary:
                 for b in set(self.cfg.in_sync()) - set(cfg.in_sync()):
                     # From now on note what changes, starting with what it missed.
