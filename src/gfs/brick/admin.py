@@ -33,6 +33,7 @@ from gfs.proto import admin_pb2 as pb
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".gfs-node.json"
+REPLICA_FILE = "replica.json"
 
 Impl = Callable[[Any, Any, Any], Any]
 Handler = Callable[[Any, Any, grpc.ServicerContext], Any]
@@ -55,6 +56,28 @@ def admin_rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
         return handler
 
     return wrap
+
+
+def _replica_file(brick_path: Path) -> Path:
+    # Kept with the brick (one small file per change) rather than in the node's state
+    # file, which a thousand volumes would make rewrite-heavy on every change.
+    return brick_path / META.decode() / REPLICA_FILE
+
+
+def _save_replica(brick_path: Path, cfg: Config) -> None:
+    path = _replica_file(brick_path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cfg.to_json()))
+    os.replace(tmp, path)
+
+
+def _load_replica(brick_path: Path) -> Config | None:
+    try:
+        return Config.from_json(json.loads(_replica_file(brick_path).read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as e:
+        raise SystemExit(f"gfs-brickd: {_replica_file(brick_path)} is damaged: {e}") from e
 
 
 def _err(code: int, what: str) -> OSError:
@@ -101,11 +124,10 @@ class AdminService:
                 brick = Brick(name, Path(path), quota)
                 self.bricks.add(brick)
                 self._served[name] = {"path": path, "quota": quota}
-                if "replica" in entry:
+                cfg = _load_replica(Path(path))
+                if cfg is not None:
                     # Not confirmed: gfsd may have moved on while this daemon was down.
-                    cfg = Config.from_json(entry["replica"])
                     self.bricks.replicas[name] = Replica(brick, cfg, confirmed=False)
-                    self._served[name]["replica"] = entry["replica"]
                 log.info("serving again brick=%s path=%s quota=%d", name, path, quota)
             except OSError as e:
                 log.error("cannot serve brick=%s path=%s error=%s", name, path, e.strerror)
@@ -259,8 +281,7 @@ class AdminService:
             if code:
                 return pb.ConfigureReply(err=code, epoch=rep.cfg.epoch)
         if req.brick in self._served:
-            self._served[req.brick]["replica"] = cfg.to_json()
-            self._save_state()
+            _save_replica(brick.path, cfg)
         return pb.ConfigureReply(epoch=cfg.epoch)
 
     def _heal_status(self, brick: str) -> pb.HealStatusReply:

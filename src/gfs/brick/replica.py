@@ -237,7 +237,7 @@ class Replica:
         self.withholding = False  # a configuration naming another primary waits
         # As primary: member -> when its grant runs out (our clock), last grant time.
         self.lease: dict[str, float] = {}
-        self.last_grant: dict[str, float] = {}
+        self.last_heard: dict[str, float] = {}
         # As primary: the change index, GFIDs touched since each member left in_sync
         # while we were primary. A member without an entry needs a full crawl.
         self.changes: dict[str, set[bytes]] = {}
@@ -284,7 +284,7 @@ class Replica:
                 self._missed.pop(b, None)
             now = time.monotonic()
             for b in cfg.in_sync():  # grace: a member gets one lease time to answer
-                self.last_grant.setdefault(b, now)
+                self.last_heard.setdefault(b, now)
             if cfg.epoch > self.cfg.epoch:
                 self.epoch_changes += 1
             self.cfg = cfg
@@ -337,23 +337,26 @@ class Replica:
             if b != self.name
         ]
 
-    def lease_result(self, member: str, sent: float, code: int) -> None:
+    def lease_result(self, member: str, sent: float, code: int | None) -> None:
+        """`code`: the member's answer (0: granted), None when it did not answer."""
         cfg = self.cfg
         with self._cfg_cond:
-            if not code:
+            if code is not None:
+                # An answer, even a refusal (not configured yet, busy), is not silence.
+                self.last_heard[member] = sent
+            if code == 0:
                 # Our view ends before the member's: it started counting after we sent.
                 self.lease[member] = sent + cfg.failure_timeout * 0.8
-                self.last_grant[member] = sent
                 self._cfg_cond.notify_all()
 
     def silent_members(self) -> list[str]:
-        """In-sync members that granted nothing for longer than a failure timeout."""
+        """In-sync members that did not answer for longer than a failure timeout."""
         cfg = self.cfg
         now = time.monotonic()
         return [
             b
             for b in cfg.in_sync()
-            if b != self.name and now - self.last_grant.get(b, now) > cfg.failure_timeout
+            if b != self.name and now - self.last_heard.get(b, now) > cfg.failure_timeout
         ]
 
     def take_changes(self, member: str) -> set[bytes] | None:
@@ -663,11 +666,12 @@ class LeaseWorker:
             for a, items in groups.items()
         ]  # fmt: skip
         for items, fut in calls:
+            codes: list[int | None]
             try:
                 codes = list(fut.result().errs)
             except grpc.RpcError:
                 codes = []
-            codes += [errno.EIO] * (len(items) - len(codes))
+            codes += [None] * (len(items) - len(codes))
             for (rep, ask), code in zip(items, codes, strict=False):
                 rep.lease_result(ask.brick, sent, code)
         for rep in reps:

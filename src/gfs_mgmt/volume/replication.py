@@ -140,14 +140,18 @@ class Membership:
             # A member that granted the old primary a read lease says EBUSY until it ran
             # out (at most one failure timeout): that is the wait failover must make.
             deadline = time.monotonic() + req.failure_timeout + PROBE_TIMEOUT
+            tries = 2  # a daemon busy with a thousand volume starts may miss one deadline
             while True:
                 try:
-                    with BrickdAdmin(address, timeout=PROBE_TIMEOUT * 2) as a:
+                    with BrickdAdmin(address) as a:
                         a.configure(req)
                     return req.brick
                 except PeerError as e:
                     if e.errno == errno.EBUSY and time.monotonic() < deadline:
                         time.sleep(0.1)
+                        continue
+                    tries -= 1
+                    if e.errno == errno.ETIMEDOUT and tries:
                         continue
                     log.warning(
                         "configure failed brick=%s epoch=%d error=%s", req.brick, req.epoch, e
