@@ -27,7 +27,7 @@ def folder_registry() -> Registry:
     def mk(_: Any, p: dict[str, Any]) -> None:
         os.mkdir(p["path"])
 
-    def rm(_: Any, p: dict[str, Any]) -> None:
+    def rm(_: Any, p: dict[str, Any], result: Any) -> None:
         if os.path.isdir(p["path"]):
             os.rmdir(p["path"])
 
@@ -58,7 +58,7 @@ def test_failed_step_undoes_in_reverse(db_url: str) -> None:
         if p["n"] == 3:
             raise RuntimeError("step 3 broke")
 
-    reg.register("s", do, lambda _, p: calls.append(f"undo{p['n']}"))
+    reg.register("s", do, lambda _, p, r: calls.append(f"undo{p['n']}"))
     eng = Engine(db, reg, None)
     with pytest.raises(RuntimeError, match="step 3 broke"):
         eng.run("k", "v", [Step("s", {"n": i}) for i in (1, 2, 3, 4)])
@@ -96,11 +96,56 @@ def test_sigkill_mid_transaction_is_rolled_back_at_restart(
     db.close()
 
 
+def _reporting_registry(seen: list[tuple[int, Any]]) -> Registry:
+    reg = Registry()
+
+    def do(_: Any, p: dict[str, Any]) -> dict[str, Any]:
+        if p["n"] == 3:
+            raise RuntimeError("step 3 broke")
+        return {"made": p["n"]}
+
+    reg.register("s", do, lambda _, p, r: seen.append((p["n"], r)))
+    return reg
+
+
+def test_undo_gets_what_its_do_reported(db_url: str) -> None:
+    """Each done step's result is recorded and handed to its undo; the failed step
+    reported nothing, so its undo gets None (it may remove only what is provably its)."""
+    db = Database(db_url)
+    seen: list[tuple[int, Any]] = []
+    with pytest.raises(RuntimeError, match="step 3 broke"):
+        Engine(db, _reporting_registry(seen), None).run(
+            "k", "v", [Step("s", {"n": i}) for i in (1, 2, 3)]
+        )
+    assert seen == [(3, None), (2, {"made": 2}), (1, {"made": 1})]
+    with db.session() as s:
+        assert s.query(Transaction).one().results == [{"made": 1}, {"made": 2}]
+    db.close()
+
+
+def test_recovery_passes_recorded_results(db_url: str) -> None:
+    db = Database(db_url)
+    seen: list[tuple[int, Any]] = []
+    steps = [{"kind": "s", "params": {"n": n}} for n in (1, 2, 4)]
+    with db.session() as s:  # killed while step 2 ran; and a row from before results
+        s.add(
+            Transaction(
+                kind="k", volume="v", steps=steps, state="running", done=1, results=[{"made": 1}]
+            )
+        )
+        s.add(Transaction(kind="k", volume="w", steps=steps, state="running", done=1))
+    assert Engine(db, _reporting_registry(seen), None).recover() == 2
+    assert sorted(seen, key=str) == sorted(
+        [(2, None), (1, {"made": 1}), (2, None), (1, None)], key=str
+    )
+    db.close()
+
+
 def test_all_steps_done_but_unmarked_is_finished_at_recovery(db_url: str) -> None:
     db = Database(db_url)
     calls: list[str] = []
     reg = Registry()
-    reg.register("s", lambda _, p: None, lambda _, p: calls.append("undo"))
+    reg.register("s", lambda _, p: None, lambda _, p, r: calls.append("undo"))
     with db.session() as s:  # what a gfsd killed right before the final commit leaves
         s.add(Transaction(kind="k", volume="v", steps=[{"kind": "s"}], state="running", done=1))
     assert Engine(db, reg, None).recover() == 1
@@ -118,7 +163,7 @@ def test_failed_undo_leaves_failed_for_recovery_to_retry(db_url: str) -> None:
         if p["n"] == 2:
             raise RuntimeError("do 2 broke")
 
-    def undo(_: Any, p: dict[str, Any]) -> None:
+    def undo(_: Any, p: dict[str, Any], result: Any) -> None:
         if broken and p["n"] == 1:
             raise OSError("peer unreachable")
         undone.append(p["n"])
@@ -146,7 +191,7 @@ def _timed_registry(events: dict[str, threading.Event], log: list[str]) -> Regis
             log.append(f"{p['who']} saw {p['other']} inside")
         log.append(f"exit {p['who']}")
 
-    reg.register("meet", do, lambda _, p: None)
+    reg.register("meet", do, lambda _, p, r: None)
     return reg
 
 
@@ -180,7 +225,7 @@ def test_serialized_per_volume_parallel_across(db_url: str, same_volume: bool) -
 def test_hundred_volumes_in_parallel(db_url: str) -> None:
     db = Database(db_url)
     reg = Registry()
-    reg.register("noop", lambda _, p: None, lambda _, p: None)
+    reg.register("noop", lambda _, p: None, lambda _, p, r: None)
     eng = Engine(db, reg, None)
     with ThreadPoolExecutor(20) as pool:
         ids = list(
@@ -221,7 +266,7 @@ def test_recover_leaves_a_live_gfsd_transaction_alone(pg_url: str) -> None:
         inside.set()
         assert release.wait(20)
 
-    reg.register("block", block, lambda _, p: undone.append("undo"))
+    reg.register("block", block, lambda _, p, r: undone.append("undo"))
     with ThreadPoolExecutor(1) as pool:
         f = pool.submit(Engine(db1, reg, None).run, "k", "v", [Step("block")])
         try:

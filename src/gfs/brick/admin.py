@@ -8,6 +8,7 @@ What is served survives a restart of the daemon: it is kept in
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = ".gfs-node.json"
 REPLICA_FILE = "replica.json"
+#: The ownership marker of a brick folder made for gfsd, in its META folder.
+OWNER_FILE = "owner.json"
 
 Impl = Callable[[Any, Any, Any], Any]
 Handler = Callable[[Any, Any, grpc.ServicerContext], Any]
@@ -48,7 +51,11 @@ def admin_rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
                     return fn(self, req, ctx)
             except OSError as e:
                 log.info("admin op=%s errno=%s %s", fn.__name__, e.errno, e.strerror)
-                return reply(err=e.errno or errno.EIO)
+                code = e.errno or errno.EIO
+                if "message" in reply.DESCRIPTOR.fields_by_name:
+                    what = e.strerror or os.strerror(code)
+                    return reply(err=code, message=f"{e.filename}: {what}" if e.filename else what)
+                return reply(err=code)
             except Exception:
                 log.exception("admin op=%s failed", fn.__name__)
                 return reply(err=errno.EIO)
@@ -189,30 +196,104 @@ class AdminService:
             bricks=bricks,
         )
 
+    def _in_use(self, path: Path) -> str | None:
+        """Why `path` cannot become a brick folder: it is, contains or lies inside a
+        brick served here, or lies inside a brick folder on disk (served or not)."""
+        for name, b in self.bricks.bricks.items():
+            served = b.path.resolve()
+            if served == path or served in path.parents or path in served.parents:
+                return f"{path} is, contains or lies inside brick {name} ({served}) served here"
+        for parent in path.parents:
+            meta = parent / META.decode()
+            if (meta / OWNER_FILE).exists() or (meta / "brick-id").exists():
+                return f"{path} lies inside the brick folder {parent}"
+        return None
+
     @admin_rpc(pb.ProvisionReply)
     def Provision(self, req: pb.ProvisionRequest, ctx: Any) -> pb.ProvisionReply:
         path = self._root(req.root) / self._name(req.name)
+        if not req.volume_id or not req.brick:
+            raise _err(errno.EINVAL, "a provision names its volume id and brick")
+        owner = _read_owner(path) if path.is_dir() and not path.is_symlink() else None
+        if owner is not None and (owner.get("volume_id"), owner.get("brick")) == (
+            req.volume_id,
+            req.brick,
+        ):
+            # Already done (a retried request), even if it is served by now.
+            return pb.ProvisionReply(path=str(path), created=bool(owner.get("created")))
+        why = self._in_use(path)
+        if why:
+            raise _err(errno.EEXIST, why)
         try:
             path.mkdir(mode=0o755)
+            created = True
         except FileExistsError:
             if path.is_symlink() or not path.is_dir():
                 raise _err(errno.EEXIST, f"{path} exists and is not a folder") from None
-            leftovers = [p.name for p in path.iterdir() if p.name != META.decode()]
-            if leftovers:
+            if owner is not None:
+                raise _err(
+                    errno.EEXIST, f"{path} is already part of a volume: {_owner_text(owner)}"
+                ) from None
+            if any(path.iterdir()):
                 raise _err(errno.EEXIST, f"{path} exists and is not empty") from None
-            return pb.ProvisionReply(path=str(path), created=False)
-        log.info("provisioned path=%s", path)
-        return pb.ProvisionReply(path=str(path), created=True)
+            created = False
+        marker = {
+            "volume_id": req.volume_id,
+            "volume": req.volume,
+            "brick": req.brick,
+            "created": created,
+        }
+        try:
+            _write_owner(path, marker)
+        except OSError:
+            _clear(path, created)  # a refused Provision has made nothing
+            raise
+        log.info(
+            "provisioned path=%s volume=%s brick=%s created=%s",
+            path,
+            req.volume,
+            req.brick,
+            created,
+        )
+        return pb.ProvisionReply(path=str(path), created=created)
 
     @admin_rpc(pb.AdminReply)
     def Remove(self, req: pb.RemoveRequest, ctx: Any) -> pb.AdminReply:
         path = self._root(req.root) / self._name(req.name)
-        for name, served in list(self._served.items()):
-            if Path(served["path"]) == path:
-                self._unserve(name)
-        if req.delete_data and path.exists():
-            shutil.rmtree(path)
-            log.info("removed path=%s with data", path)
+        if not path.exists() and not path.is_symlink():
+            if not req.only_if_untouched:
+                self._unserve_path(path)
+            return pb.AdminReply()
+        owner = _read_owner(path) if path.is_dir() and not path.is_symlink() else None
+        mine = owner is not None and (owner.get("volume_id"), owner.get("brick")) == (
+            req.volume_id,
+            req.brick,
+        )
+        if req.only_if_untouched:
+            # Undo of a Provision that may not have run: only our own marker, alone.
+            if owner is None or not mine or not _untouched(path) or self._served_at(path):
+                kept = f"{path} kept: " + (
+                    "it is not marked for this brick"
+                    if not mine
+                    else "it holds more than its marker"
+                )
+                log.info("remove skipped: %s", kept)
+                return pb.AdminReply(message=kept)
+            _clear(path, bool(owner.get("created")))
+            log.info("removed untouched path=%s created=%s", path, owner.get("created"))
+            return pb.AdminReply()
+        if owner is not None and not mine:
+            raise _err(errno.EPERM, f"{path} belongs to {_owner_text(owner)}; not removed")
+        if owner is None and req.delete_data:
+            raise _err(
+                errno.EPERM,
+                f"{path} has no ownership marker ({META.decode()}/{OWNER_FILE}): gfsd did not "
+                "provision it, so its data is not deleted",
+            )
+        self._unserve_path(path)
+        if owner is not None and req.delete_data:
+            _clear(path, bool(owner.get("created")), everything=True)
+            log.info("removed path=%s with data created=%s", path, owner.get("created"))
         return pb.AdminReply()
 
     @admin_rpc(pb.AdminReply)
@@ -308,6 +389,14 @@ class AdminService:
     def HealStatus(self, req: pb.HealRequest, ctx: Any) -> pb.HealStatusReply:
         return self._heal_status(req.brick)
 
+    def _served_at(self, path: Path) -> list[str]:
+        return [n for n, b in self.bricks.bricks.items() if b.path.resolve() == path]
+
+    def _unserve_path(self, path: Path) -> None:
+        for name, served in list(self._served.items()):
+            if Path(served["path"]) == path:
+                self._unserve(name)
+
     def _unserve(self, name: str) -> None:
         if name not in self._served:
             return  # bricks from the command line stay; unknown names are already gone
@@ -317,3 +406,63 @@ class AdminService:
         del self._served[name]
         self._save_state()
         log.info("stopped serving brick=%s", name)
+
+
+def _owner_path(folder: Path) -> Path:
+    return folder / META.decode() / OWNER_FILE
+
+
+def _read_owner(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_owner_path(folder).read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError):
+        data = None
+    if not isinstance(data, dict):
+        # Unreadable: still somebody's brick, never free.
+        return {"volume_id": "?", "volume": "?", "brick": "?", "created": False}
+    return data
+
+
+def _owner_text(owner: dict[str, Any]) -> str:
+    return (
+        f"brick {owner.get('brick')} of volume {owner.get('volume')} (id {owner.get('volume_id')})"
+    )
+
+
+def _write_owner(folder: Path, owner: dict[str, Any]) -> None:
+    meta = folder / META.decode()
+    meta.mkdir(mode=0o700, exist_ok=True)
+    tmp = meta / (OWNER_FILE + ".tmp")
+    tmp.write_text(json.dumps(owner))
+    os.replace(tmp, meta / OWNER_FILE)
+
+
+def _untouched(folder: Path) -> bool:
+    """The folder holds nothing but its ownership marker."""
+    top = {p.name for p in folder.iterdir()}
+    if top - {META.decode()}:
+        return False
+    meta = folder / META.decode()
+    return not top or {p.name for p in meta.iterdir()} <= {OWNER_FILE, OWNER_FILE + ".tmp"}
+
+
+def _clear(folder: Path, created: bool, everything: bool = False) -> None:
+    """Delete what a brick folder holds: the folder itself if this daemon created it,
+    else its contents (`everything`) or only the marker, keeping the operator's folder."""
+    if created:
+        shutil.rmtree(folder)
+        return
+    if everything:
+        for p in folder.iterdir():
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        return
+    meta = folder / META.decode()
+    for name in (OWNER_FILE, OWNER_FILE + ".tmp"):
+        (meta / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        meta.rmdir()  # only if nothing else is in it

@@ -49,32 +49,46 @@ class InfoReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., hostname: _Optional[str] = ..., zone: _Optional[str] = ..., version: _Optional[str] = ..., node_id: _Optional[str] = ..., roots: _Optional[_Iterable[_Union[Root, _Mapping]]] = ..., bricks: _Optional[_Iterable[_Union[ServedBrick, _Mapping]]] = ...) -> None: ...
 
 class ProvisionRequest(_message.Message):
-    __slots__ = ("root", "name")
+    __slots__ = ("root", "name", "volume_id", "volume", "brick")
     ROOT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_ID_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    BRICK_FIELD_NUMBER: _ClassVar[int]
     root: str
     name: str
-    def __init__(self, root: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    volume_id: str
+    volume: str
+    brick: str
+    def __init__(self, root: _Optional[str] = ..., name: _Optional[str] = ..., volume_id: _Optional[str] = ..., volume: _Optional[str] = ..., brick: _Optional[str] = ...) -> None: ...
 
 class ProvisionReply(_message.Message):
-    __slots__ = ("err", "path", "created")
+    __slots__ = ("err", "path", "created", "message")
     ERR_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     err: int
     path: str
     created: bool
-    def __init__(self, err: _Optional[int] = ..., path: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+    message: str
+    def __init__(self, err: _Optional[int] = ..., path: _Optional[str] = ..., created: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
 
 class RemoveRequest(_message.Message):
-    __slots__ = ("root", "name", "delete_data")
+    __slots__ = ("root", "name", "delete_data", "volume_id", "brick", "only_if_untouched")
     ROOT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DELETE_DATA_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_ID_FIELD_NUMBER: _ClassVar[int]
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    ONLY_IF_UNTOUCHED_FIELD_NUMBER: _ClassVar[int]
     root: str
     name: str
     delete_data: bool
-    def __init__(self, root: _Optional[str] = ..., name: _Optional[str] = ..., delete_data: _Optional[bool] = ...) -> None: ...
+    volume_id: str
+    brick: str
+    only_if_untouched: bool
+    def __init__(self, root: _Optional[str] = ..., name: _Optional[str] = ..., delete_data: _Optional[bool] = ..., volume_id: _Optional[str] = ..., brick: _Optional[str] = ..., only_if_untouched: _Optional[bool] = ...) -> None: ...
 
 class ServeRequest(_message.Message):
     __slots__ = ("name", "path", "quota_bytes")
@@ -93,10 +107,12 @@ class UnserveRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class AdminReply(_message.Message):
-    __slots__ = ("err",)
+    __slots__ = ("err", "message")
     ERR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     err: int
-    def __init__(self, err: _Optional[int] = ...) -> None: ...
+    message: str
+    def __init__(self, err: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Member(_message.Message):
     __slots__ = ("brick", "address", "state")

@@ -20,9 +20,12 @@ TIMEOUT = 10.0
 
 
 class PeerError(Exception):
-    def __init__(self, address: str, code: int, what: str) -> None:
-        super().__init__(f"peer {address}: {what}: {os.strerror(code)}")
+    def __init__(self, address: str, code: int, what: str, message: str = "") -> None:
+        detail = f"{os.strerror(code)}: {message}" if message else os.strerror(code)
+        super().__init__(f"peer {address}: {what}: {detail}")
         self.errno = code
+        #: True when the peer answered (the operation was refused, not lost in transit).
+        self.answered = False
 
 
 _channels: dict[str, grpc.Channel] = {}
@@ -60,18 +63,44 @@ class BrickdAdmin:
         except grpc.RpcError as e:
             raise PeerError(self.address, status_errno(e), name) from e
         if reply.err:
-            raise PeerError(self.address, reply.err, name)
+            refused = PeerError(self.address, reply.err, name, getattr(reply, "message", ""))
+            refused.answered = True
+            raise refused
         return reply
 
     def info(self) -> apb.InfoReply:
         r: apb.InfoReply = self._call("Info", apb.InfoRequest())
         return r
 
-    def provision(self, root: str, name: str) -> str:
-        return str(self._call("Provision", apb.ProvisionRequest(root=root, name=name)).path)
+    def provision(
+        self, root: str, name: str, volume_id: str, volume: str, brick: str
+    ) -> apb.ProvisionReply:
+        req = apb.ProvisionRequest(
+            root=root, name=name, volume_id=volume_id, volume=volume, brick=brick
+        )
+        r: apb.ProvisionReply = self._call("Provision", req)
+        return r
 
-    def remove(self, root: str, name: str, delete_data: bool) -> None:
-        self._call("Remove", apb.RemoveRequest(root=root, name=name, delete_data=delete_data))
+    def remove(
+        self,
+        root: str,
+        name: str,
+        volume_id: str,
+        brick: str,
+        delete_data: bool,
+        only_if_untouched: bool = False,
+    ) -> str:
+        """Returns what the daemon kept and why (empty when it kept nothing it was asked
+        to remove)."""
+        req = apb.RemoveRequest(
+            root=root,
+            name=name,
+            volume_id=volume_id,
+            brick=brick,
+            delete_data=delete_data,
+            only_if_untouched=only_if_untouched,
+        )
+        return str(self._call("Remove", req).message)
 
     def serve(self, name: str, path: str, quota: int = 0) -> None:
         self._call("Serve", apb.ServeRequest(name=name, path=path, quota_bytes=quota))

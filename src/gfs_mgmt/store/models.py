@@ -125,6 +125,8 @@ class Transaction(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     steps: Mapped[list[Any]] = mapped_column(default=list)
     done: Mapped[int] = mapped_column(default=0)
+    #: What each done step's `do` reported it made (index = step), passed to its undo.
+    results: Mapped[list[Any]] = mapped_column(default=list)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     owner: Mapped[str] = mapped_column(String(255), default="")
     created: Mapped[datetime] = mapped_column(default=now)

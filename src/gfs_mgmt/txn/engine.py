@@ -31,12 +31,21 @@ from gfs_mgmt.store.models import Transaction, new_id
 
 log = logging.getLogger(__name__)
 
-#: A step's action: gets the engine's context object and the step's JSON params.
-Action = Callable[[Any, dict[str, Any]], None]
+#: What a step's `do` reports it made (JSON, kept in the transaction row), or None.
+Result = dict[str, Any] | None
+#: A step's action: gets the engine's context object and the step's JSON params, and
+#: returns what it made.
+Action = Callable[[Any, dict[str, Any]], Result]
+#: A step's undo: also gets the result its `do` reported, or None when the `do` did
+#: not report success (it failed, or gfsd died while it ran): then the undo may
+#: remove only what provably belongs to this transaction.
+Undo = Callable[[Any, dict[str, Any], Result], None]
 
-#: Test hook: SIGKILL this process after step N of any transaction (a real crash at
-#: a chosen point; see tests/mgmt/test_txn.py).
+#: Test hooks: SIGKILL this process after step N of any transaction was recorded, or
+#: (CRASH_UNRECORDED) right after step N's `do` returned, before its result was
+#: recorded (a real crash at a chosen point; see tests/mgmt/test_txn.py).
 CRASH_AFTER_ENV = "GFS_TXN_CRASH_AFTER"
+CRASH_UNRECORDED_ENV = "GFS_TXN_CRASH_UNRECORDED"
 
 #: States a transaction is left in when its gfsd died (or an undo failed).
 UNFINISHED = ("pending", "running", "failed")
@@ -46,7 +55,7 @@ UNFINISHED = ("pending", "running", "failed")
 class StepKind:
     name: str
     do: Action
-    undo: Action
+    undo: Undo
 
 
 @dataclass
@@ -59,13 +68,13 @@ class Step:
 
 
 class Registry:
-    """Step kinds by name. `undo` must be idempotent and must tolerate a `do` that
-    never ran or stopped half-way: recovery cannot know how far a crashed step got."""
+    """Step kinds by name. `undo` must be idempotent; given no result it must tolerate
+    a `do` that never ran, was refused or stopped half-way (docs/txn.md)."""
 
     def __init__(self) -> None:
         self.kinds: dict[str, StepKind] = {}
 
-    def register(self, name: str, do: Action, undo: Action) -> None:
+    def register(self, name: str, do: Action, undo: Undo) -> None:
         if name in self.kinds:
             raise ValueError(f"step kind {name!r} registered twice")
         self.kinds[name] = StepKind(name, do, undo)
@@ -81,6 +90,8 @@ class Engine:
         self._locks_guard = threading.Lock()
         crash = os.environ.get(CRASH_AFTER_ENV)
         self._crash_after = int(crash) if crash else None
+        crash = os.environ.get(CRASH_UNRECORDED_ENV)
+        self._crash_unrecorded = int(crash) if crash else None
 
     @contextmanager
     def _volume_lock(self, key: str, wait: bool = True) -> Iterator[bool]:
@@ -136,20 +147,23 @@ class Engine:
                         kind=kind,
                         volume=volume,
                         steps=[s.as_json() for s in steps],
+                        results=[],
                         owner=self.owner,
                     )
                 )
             log.info("txn=%s kind=%s volume=%s steps=%d recorded", txn_id, kind, volume, len(steps))
             self._set(txn_id, state="running")
+            results: list[Result] = []
             for i, s in enumerate(steps):
                 try:
                     with tracing.span(f"step {s.kind}", attrs={"gfs.step": i}):
-                        self.registry.kinds[s.kind].do(self.context, s.params)
+                        result = self.registry.kinds[s.kind].do(self.context, s.params)
                 except Exception as e:
                     log.warning("txn=%s step=%d kind=%s failed: %s", txn_id, i, s.kind, e)
                     self._set(txn_id, state="failed", error=str(e))
-                    # The failed step may have done part of its work: undo it too.
-                    undo_error = self._undo(txn_id, steps[: i + 1])
+                    # The failed step reported nothing: its undo (given no result)
+                    # removes only what provably is this transaction's.
+                    undo_error = self._undo(txn_id, steps[: i + 1], [*results, None])
                     txn_metrics.finished(
                         kind, "failed" if undo_error else "rolled_back", time.monotonic() - t0
                     )
@@ -159,7 +173,11 @@ class Engine:
                         # Stays `failed`: the next recover() retries the (idempotent) undos.
                         self._set(txn_id, error=f"{e}; undo failed: {undo_error}")
                     raise
-                self._set(txn_id, done=i + 1)
+                if self._crash_unrecorded is not None and i + 1 == self._crash_unrecorded:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                results.append(result)
+                # The result and `done` in one commit: `done` steps always have theirs.
+                self._set(txn_id, done=i + 1, results=list(results))
                 if self._crash_after is not None and i + 1 == self._crash_after:
                     os.kill(os.getpid(), signal.SIGKILL)
             self._set(txn_id, state="done")
@@ -167,13 +185,14 @@ class Engine:
         log.info("txn=%s done", txn_id)
         return txn_id
 
-    def _undo(self, txn_id: str, steps: list[Step]) -> str | None:
-        """Undo `steps` newest first; returns the first undo error, if any."""
+    def _undo(self, txn_id: str, steps: list[Step], results: list[Result]) -> str | None:
+        """Undo `steps` newest first, each given its recorded result; returns the first
+        undo error, if any."""
         first: str | None = None
-        for s in reversed(steps):
+        for s, result in reversed(list(zip(steps, results, strict=True))):
             try:
                 with tracing.span(f"undo {s.kind}"):
-                    self.registry.kinds[s.kind].undo(self.context, s.params)
+                    self.registry.kinds[s.kind].undo(self.context, s.params, result)
             except Exception as e:
                 # Keep going: leaving earlier steps in place would be worse.
                 log.error("txn=%s undo kind=%s failed: %s", txn_id, s.kind, e)
@@ -209,14 +228,18 @@ class Engine:
                     if txn is None or txn.state not in UNFINISHED:
                         continue
                     raw, done = list(txn.steps), txn.done
+                    recorded: list[Result] = list(txn.results or [])
                 steps = [Step(r["kind"], r.get("params", {})) for r in raw]
                 touched += 1
                 if done >= len(steps):
                     self._set(txn_id, state="done")
                     log.info("txn=%s recovered as done", txn_id)
                     continue
-                # The step at index `done` may have started: undo it as well.
-                undo_error = self._undo(txn_id, steps[: done + 1])
+                # The step at index `done` may have started: undo it as well, with no
+                # result (so only what provably is this transaction's goes). A row from
+                # before results were recorded gives no result for any step.
+                known = (recorded + [None] * done)[:done]
+                undo_error = self._undo(txn_id, steps[: done + 1], [*known, None])
                 if undo_error is not None:
                     self._set(txn_id, state="failed", error=f"recovery undo failed: {undo_error}")
                     log.error("txn=%s recovery incomplete: %s", txn_id, undo_error)

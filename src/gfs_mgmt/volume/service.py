@@ -3,7 +3,10 @@ the database runs as a transaction of do/undo steps (gfs_mgmt.txn)."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import posixpath
+from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,7 +30,7 @@ from gfs_mgmt.store.models import (
     new_id,
     now,
 )
-from gfs_mgmt.txn.engine import Engine, Registry, Step
+from gfs_mgmt.txn.engine import Engine, Registry, Result, Step
 from gfs_mgmt.volume import options as vopts
 from gfs_mgmt.volume.placement import Candidate, PlacementError, place
 from gfs_mgmt.volume.replication import Membership, set_wire
@@ -36,6 +39,10 @@ log = logging.getLogger(__name__)
 
 
 def _peer_error(e: PeerError) -> GfsError:
+    if e.answered and e.errno == errno.EEXIST:  # the daemon's own in-use check
+        return GfsError("already_exists", "brick_in_use", str(e))
+    if e.answered and e.errno == errno.EPERM:  # the folder is not gfsd's to remove
+        return GfsError("busy", "not_owner", str(e))
     kind = "unavailable" if is_unreachable(e) else "invalid"
     return GfsError(kind, "peer_error", str(e))
 
@@ -45,8 +52,8 @@ class Manager:
         self.db = db
         self.registry = Registry()
         self.registry.register("provision", self._provision, self._unprovision)
-        self.registry.register("serve", self._serve, self._unserve)
-        self.registry.register("unserve", self._unserve, self._serve)
+        self.registry.register("serve", self._serve, self._serve_undo)
+        self.registry.register("unserve", self._unserve, self._unserve_undo)
         self.registry.register("remove", self._remove, self._noop)
         self.registry.register("db_volume", self._db_volume, self._db_volume_undo)
         self.registry.register("db_state", self._db_state, self._db_state_undo)
@@ -138,9 +145,16 @@ class Manager:
         with self.db.session() as s:
             if s.scalar(select(Volume).where(Volume.name == spec.name)) is not None:
                 raise GfsError("already_exists", "volume_exists", f"volume {spec.name} exists")
-            layout = self._layout(s, spec)
+            # Made up front: the brick daemons mark the folders they provision with it.
+            volume_id = new_id()
+            layout = self._layout(s, spec, volume_id)
         steps = [Step("provision", b) for b in layout]
-        steps.append(Step("db_volume", {"spec": spec.model_dump(mode="json"), "bricks": layout}))
+        steps.append(
+            Step(
+                "db_volume",
+                {"spec": spec.model_dump(mode="json"), "bricks": layout, "volume_id": volume_id},
+            )
+        )
         try:
             self.engine.run("volume_create", spec.name, steps)
         except PeerError as e:
@@ -291,8 +305,35 @@ class Manager:
                 raise GfsError("not_found", "webhook_not_found", f"no webhook {hook_id!r}")
             s.delete(h)
 
-    def _layout(self, s: Session, spec: m.VolumeCreate) -> list[dict[str, Any]]:
+    def _check_free(self, s: Session, wanted: list[tuple[Peer, str]]) -> None:
+        """gluster's "is already part of a volume": refuse a path that is, contains or
+        lies inside a brick of any volume on the same peer, or another path asked for
+        in the same request. Paths are normalized; the brick daemon checks again from
+        what it serves and the markers on disk (either side can be stale)."""
+        peer_ids = {p.id for p, _ in wanted}
+        taken = [
+            (pid, PurePosixPath(path), f"brick {bname} of volume {vname}")
+            for pid, path, bname, vname in s.execute(
+                select(Brick.peer_id, Brick.path, Brick.name, Volume.name)
+                .join(Volume, Volume.id == Brick.volume_id)
+                .where(Brick.peer_id.in_(peer_ids))
+            )
+        ]
+        for peer, text in wanted:
+            me = PurePosixPath(text)
+            for pid, other, what in taken:
+                if pid == peer.id and (me == other or other in me.parents or me in other.parents):
+                    how = "is" if me == other else "contains" if me in other.parents else "lies in"
+                    raise GfsError(
+                        "already_exists",
+                        "brick_in_use",
+                        f"{peer.name}:{me} is already part of a volume: it {how} {what} ({other})",
+                    )
+            taken.append((peer.id, me, "another brick of this request"))
+
+    def _layout(self, s: Session, spec: m.VolumeCreate, volume_id: str) -> list[dict[str, Any]]:
         peers = s.scalars(select(Peer).options(selectinload(Peer.roots))).all()
+        by_id = {p.id: p for p in peers}
         if spec.bricks is not None:
             if spec.size is not None:
                 raise GfsError("invalid", "bricks_and_size", "give either bricks or size")
@@ -326,13 +367,14 @@ class Manager:
                 picks = place(cands, spec.replica, size, spec.zones)
             except PlacementError as e:
                 raise GfsError("no_space", "placement_failed", str(e)) from e
-            by_id = {p.id: p for p in peers}
             chosen = [(by_id[pk.peer_id], pk.root, "") for pk in picks]
-        out = []
+        out: list[dict[str, Any]] = []
         for i, (peer, root, given) in enumerate(chosen):
             rs, pos = divmod(i, spec.replica)
             name = f"{spec.name}-r{rs}-b{pos}"
-            folder = given or name
+            # A fresh folder per volume: the folders of a deleted volume of the same
+            # name (kept with their data) are never reused.
+            folder = given or f"{name}-{volume_id[:8]}"
             out.append(
                 {
                     "peer_id": peer.id,
@@ -343,8 +385,11 @@ class Manager:
                     "path": f"{root.rstrip('/')}/{folder}",
                     "set": rs,
                     "pos": pos,
+                    "volume_id": volume_id,
+                    "volume": spec.name,
                 }
             )
+        self._check_free(s, [(by_id[b["peer_id"]], b["path"]) for b in out])
         if len({(b["peer_id"]) for b in out[: spec.replica]}) < min(spec.replica, len(out)):
             raise GfsError(
                 "invalid",
@@ -357,7 +402,7 @@ class Manager:
         host, sep, path = text.partition(":/")
         if not sep or not host:
             raise GfsError("invalid", "bad_brick", f"brick {text!r}: expected HOST:/PATH")
-        path = "/" + path
+        path = posixpath.normpath("/" + path)
         for p in peers:
             if host in (p.name, p.address, p.address.rpartition(":")[0]):
                 root, _, folder = path.rstrip("/").rpartition("/")
@@ -415,6 +460,7 @@ class Manager:
                     "root": b.root,
                     "folder": b.path.rpartition("/")[2],
                     "quota": v.size_bytes or 0,
+                    "volume_id": v.id,
                 }
                 for rs in v.replica_sets
                 for b in rs.bricks
@@ -476,8 +522,7 @@ class Manager:
                     "bricks of one replica set must be on distinct peers",
                 )
             path = f"{root.rstrip('/')}/{folder}"
-            if s.scalar(select(Brick).where(Brick.peer_id == peer.id, Brick.path == path)):
-                raise GfsError("already_exists", "brick_in_use", f"{new} is already a brick")
+            self._check_free(s, [(peer, path)])
             quota = v.size_bytes or 0
             nb = {
                 "peer_id": peer.id,
@@ -487,6 +532,8 @@ class Manager:
                 "path": path,
                 "name": f"{name}-r{rs.index}-b{ob.position}-{new_id()[:8]}",
                 "quota": quota,
+                "volume_id": v.id,
+                "volume": name,
             }
             ob_ = {
                 "peer_id": ob.peer_id,
@@ -541,50 +588,80 @@ class Manager:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _provision(self, _: Any, p: dict[str, Any]) -> None:
+    def _provision(self, _: Any, p: dict[str, Any]) -> Result:
         with BrickdAdmin(p["address"]) as a:
-            a.provision(p["root"], p["folder"])
+            r = a.provision(p["root"], p["folder"], p["volume_id"], p["volume"], p["name"])
+        return {"path": r.path, "created": r.created}
 
-    def _unprovision(self, _: Any, p: dict[str, Any]) -> None:
+    def _unprovision(self, _: Any, p: dict[str, Any], result: Result) -> None:
+        """With a result: remove what the Provision made (the folder it created, or
+        the contents of the empty folder it took). Without: only a folder holding
+        nothing but this brick's marker (a refused Provision made nothing)."""
         with BrickdAdmin(p["address"]) as a:
-            a.remove(p["root"], p["folder"], delete_data=True)
+            kept = a.remove(
+                p["root"],
+                p["folder"],
+                p.get("volume_id", ""),
+                p["name"],
+                delete_data=True,
+                only_if_untouched=result is None,
+            )
+        if kept:
+            log.info("unprovision brick=%s %s", p["name"], kept)
 
-    def _serve(self, _: Any, p: dict[str, Any]) -> None:
+    def _serve(self, _: Any, p: dict[str, Any]) -> Result:
         with BrickdAdmin(p["address"]) as a:
             a.serve(p["name"], p["path"], p.get("quota", 0))
+        return {}
 
-    def _unserve(self, _: Any, p: dict[str, Any]) -> None:
+    def _serve_undo(self, _: Any, p: dict[str, Any], result: Result) -> None:
         with BrickdAdmin(p["address"]) as a:
+            if result is None:  # maybe refused: stop only a brick served as asked
+                served = {(b.name, b.path) for b in a.info().bricks}
+                if (p["name"], p["path"]) not in served:
+                    return
             a.unserve(p["name"])
 
-    def _remove(self, _: Any, p: dict[str, Any]) -> None:
+    def _unserve(self, _: Any, p: dict[str, Any]) -> Result:
         with BrickdAdmin(p["address"]) as a:
-            a.remove(p["root"], p["folder"], delete_data=p["delete_data"])
+            a.unserve(p["name"])
+        return {}
 
-    def _configure(self, _: Any, p: dict[str, Any]) -> None:
+    def _unserve_undo(self, _: Any, p: dict[str, Any], result: Result) -> None:
+        self._serve(None, p)  # serving again what was served destroys nothing
+
+    def _remove(self, _: Any, p: dict[str, Any]) -> Result:
+        with BrickdAdmin(p["address"]) as a:
+            a.remove(p["root"], p["folder"], p.get("volume_id", ""), p["name"], p["delete_data"])
+        return {}
+
+    def _configure(self, _: Any, p: dict[str, Any]) -> Result:
         self.membership.configure_volume(p["volume"], p.get("required"))
+        return None
 
-    def _unserve_quiet(self, _: Any, p: dict[str, Any]) -> None:
+    def _unserve_quiet(self, _: Any, p: dict[str, Any]) -> Result:
         try:
             self._unserve(None, p)
         except PeerError as e:  # a dead brick being replaced: nothing to stop
             log.info("unserve skipped brick=%s error=%s", p["name"], e)
+        return None
 
-    def _db_replace(self, _: Any, p: dict[str, Any]) -> None:
+    def _db_replace(self, _: Any, p: dict[str, Any]) -> Result:
         self.membership.replace(p["volume"], p["brick"], p["new"])
+        return None
 
-    def _db_replace_undo(self, _: Any, p: dict[str, Any]) -> None:
+    def _db_replace_undo(self, _: Any, p: dict[str, Any], result: Result) -> None:
         self.membership.replace(p["volume"], p["brick"], p["old"], undo=True)
 
-    def _noop(self, _: Any, p: dict[str, Any]) -> None:
+    def _noop(self, _: Any, p: dict[str, Any], result: Result = None) -> None:
         pass
 
-    def _db_volume(self, _: Any, p: dict[str, Any]) -> None:
+    def _db_volume(self, _: Any, p: dict[str, Any]) -> Result:
         spec = m.VolumeCreate.model_validate(p["spec"])
         size = m.parse_size(spec.size) if spec.size is not None else None
         with self.db.session() as s:
             v = Volume(
-                id=new_id(),
+                id=p["volume_id"],
                 name=spec.name,
                 replica_count=spec.replica,
                 size_bytes=size,
@@ -614,29 +691,37 @@ class Manager:
             for rs in v.replica_sets:
                 rs.primary_brick_id = rs.bricks[0].id
             self._event(s, "volume_created", spec.name, f"volume {spec.name} created")
+        return {"volume_id": p["volume_id"]}
 
-    def _db_volume_undo(self, _: Any, p: dict[str, Any]) -> None:
-        self._db_delete(None, {"volume": p["spec"]["name"]})
+    def _db_volume_undo(self, _: Any, p: dict[str, Any], result: Result) -> None:
+        # By id, never by name: a volume of the same name made meanwhile is not ours.
+        with self.db.session() as s:
+            v = s.get(Volume, p.get("volume_id", ""))
+            if v is not None:
+                s.delete(v)
+                self._event(s, "volume_deleted", v.name, f"volume {v.name} deleted")
 
-    def _db_state(self, _: Any, p: dict[str, Any]) -> None:
+    def _db_state(self, _: Any, p: dict[str, Any]) -> Result:
         with self.db.session() as s:
             v = self._volume_row(s, p["volume"])
             v.state = p["state"]
             v.version += 1
             self._event(s, f"volume_{p['state']}", v.name, f"volume {v.name} {p['state']}")
+        return None
 
-    def _db_state_undo(self, _: Any, p: dict[str, Any]) -> None:
+    def _db_state_undo(self, _: Any, p: dict[str, Any], result: Result) -> None:
         with self.db.session() as s:
             v = s.scalar(select(Volume).where(Volume.name == p["volume"]))
             if v is not None:
                 v.state = p["was"]
 
-    def _db_delete(self, _: Any, p: dict[str, Any]) -> None:
+    def _db_delete(self, _: Any, p: dict[str, Any]) -> Result:
         with self.db.session() as s:
             v = s.scalar(select(Volume).where(Volume.name == p["volume"]))
             if v is not None:
                 s.delete(v)
                 self._event(s, "volume_deleted", p["volume"], f"volume {p['volume']} deleted")
+        return None
 
     def _event(self, s: Session, kind: str, volume: str | None, message: str) -> None:
         s.add(Event(kind=kind, volume=volume, message=message))
