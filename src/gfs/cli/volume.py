@@ -125,7 +125,12 @@ def delete(
     ctx: typer.Context,
     name: NameArg,
     delete_data: Annotated[
-        bool, typer.Option("--delete-data", help="also remove the brick folders and their data")
+        bool,
+        typer.Option(
+            "--delete-data",
+            help="also remove the brick folders gfsd made, with their data (an existing"
+            " folder given as a brick is emptied and kept)",
+        ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
