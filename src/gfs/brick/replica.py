@@ -229,6 +229,7 @@ class Replica:
         self.handle_epoch: dict[tuple[str, int], int] = {}
         #: forwarded handle operations and their closing, per GFID
         self.handle_locks = GfidLocks()
+        self.closed_before = 0  # handles opened at an older epoch are closed
         #: members being healed (receive forwards, failures only mark them dirty)
         self.healing: dict[str, bool] = {}
         self._cfg_cond = threading.Condition()
@@ -319,6 +320,7 @@ class Replica:
     def close_handles(self, before: int) -> int:
         """As a member: close the forwarded handles opened at an epoch before `before`."""
         closed = 0
+        self.closed_before = max(self.closed_before, before)  # a forward in flight looks too
         for key, epoch in list(self.handle_epoch.items()):
             fh = self.handles.get(key)
             if epoch >= before or fh is None:
@@ -682,6 +684,8 @@ class Replica:
             if f.method == "Release":
                 self.handles.pop(key, None)
                 self.handle_epoch.pop(key, None)
+            elif key in self.handle_epoch and self.handle_epoch[key] < self.closed_before:
+                self._drop_handle(key)  # opened by a forward that raced close_handles
         data = rep.SerializeToString()
         if f.req and not rep.err:
             self.dedup.put(f.req, data)
