@@ -189,6 +189,16 @@ def test_volume_lifecycle(cluster: Env) -> None:
 
     r = gfs(cluster, "volume", "set", "life", "client.attr-timeout=4")
     assert r.returncode == 0, r.stderr
+    assert "client.attr-timeout=4.0 (takes effect at the next mount)" in r.stdout
+    r = gfs(cluster, "volume", "set", "life", "replica.min-in-sync=all")
+    assert r.returncode == 0, r.stderr
+    assert "replica.min-in-sync=all (live" in r.stdout
+    heal = json.loads(gfs(cluster, "volume", "heal", "life", "info", "--json").stdout)["sets"][0]
+    assert heal["min_in_sync"] == 3 and heal["epoch"] == 2  # pushed as a configuration
+    r = gfs(cluster, "volume", "reset", "life", "replica.min-in-sync")
+    assert r.returncode == 0 and "(default; live" in r.stdout, r.stderr
+    bad = gfs(cluster, "volume", "set", "life", "auth.allow=10.0.0.*")
+    assert bad.returncode == 1 and "not supported" in one_line_error(bad)
     got = gfs(cluster, "volume", "get", "life", "client.attr-timeout", "--json")
     assert json.loads(got.stdout) == {"client.attr-timeout": "4.0"}
     bad = gfs(cluster, "volume", "set", "life", "client.attr-timeout=soon")

@@ -19,6 +19,7 @@ import itertools
 import logging
 import os
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -264,6 +265,65 @@ def test_member_with_a_full_disk_leaves_in_sync(tmp_path: Path) -> None:
                         assert (Path(b.path) / "big").read_bytes() == data
             else:
                 assert full.id == rs.primary
+        finally:
+            mnt.stop()
+
+
+def _free(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def _open_files_under(pid: int, fs: Path) -> list[str]:
+    """Regular files on the filesystem of `fs` that process `pid` holds open."""
+    dev = os.stat(fs).st_dev
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        link = f"/proc/{pid}/fd/{fd}"
+        with contextlib.suppress(OSError):
+            st = os.stat(link)
+            if stat.S_ISREG(st.st_mode) and st.st_dev == dev:
+                out.append(os.readlink(link))
+    return out
+
+
+def test_deleted_file_frees_the_space_of_a_member_that_hit_enospc(tmp_path: Path) -> None:
+    """Issue 10, point 6: a member whose disk filled during a write leaves in_sync;
+    the file is closed and deleted through the mount and heal brings the member
+    back. Its daemon must then hold no fd of the file and its disk must have the
+    space back, without a restart."""
+    with (
+        tmpfs(tmp_path / "small", "16m") as small,
+        local_cluster(tmp_path, root_of={2: small}) as c,
+        c.client() as api,
+    ):
+        bricks = [f"{d.address}:{root}/demo" for d, root in zip(c.nodes, c.roots, strict=True)]
+        api.volume_create(m.VolumeCreate(name="demo", replica=3, bricks=bricks))
+        api.volume_set("demo", {"replica.failure-detection-seconds": "1"})
+        api.volume_start("demo")
+        rs = layout(c)
+        full = next(b for b in rs.bricks if b.address == c.nodes[2].address)
+        assert full.id != rs.primary
+        (small / "filler").write_bytes(b"\0" * (_free(small) - (4 << 20)))
+        free_before = _free(small)
+        mnt = mount(c, tmp_path).start()
+        try:
+            data = os.urandom(8 << 20)
+            with open(mnt.mountpoint / "big", "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                assert [b.name for b in layout(c).bricks if not b.in_sync] == [full.name]
+                assert _free(small) < free_before - (2 << 20)  # the member's partial copy
+            os.unlink(mnt.mountpoint / "big")
+            wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the full member to heal")
+            assert not (Path(full.path) / "big").exists()
+            daemon = c.nodes[2].proc
+            assert daemon is not None
+            assert _open_files_under(daemon.pid, small) == []
+            assert _free(small) >= free_before - (256 << 10)  # the space is back
+            (mnt.mountpoint / "small").write_bytes(b"fits again")
+            assert_identical(c)
         finally:
             mnt.stop()
 

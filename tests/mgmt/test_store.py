@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 
-from gfs_mgmt.store.db import Database, DatabaseError
-from gfs_mgmt.store.models import Base, Brick, Peer, ReplicaSet, Volume
+from gfs_mgmt.store.db import Database, DatabaseError, alembic_config
+from gfs_mgmt.store.models import Base, Brick, Event, Peer, ReplicaSet, Volume, VolumeOption
 from tests.procs import free_port
 
 
@@ -19,6 +21,41 @@ def test_migrations_match_models(db_url: str) -> None:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
         Database(db_url).close()  # opening again is a no-op upgrade
+    finally:
+        db.close()
+
+
+def test_values_of_withdrawn_options_are_dropped(db_url: str) -> None:
+    """A database from before auth.allow and heal.throttle-mbps were withdrawn: the
+    upgrade deletes their stored values (they never had an effect) and says so."""
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.execute(
+            text("INSERT INTO volumes (id, name, replica_count, size_bytes, template, state,"
+                 " version, created) VALUES ('vid', 'v', 3, NULL, NULL, 'stopped', 1, :t)"),
+            {"t": "2026-12-01 00:00:00"},
+        )  # fmt: skip
+        for key, value in [
+            ("auth.allow", "10.*"),
+            ("heal.throttle-mbps", "50"),
+            ("client.writeback", "on"),
+        ]:
+            conn.execute(
+                text("INSERT INTO volume_options (volume_id, key, value) VALUES ('vid', :k, :v)"),
+                {"k": key, "v": value},
+            )
+    engine.dispose()
+    db = Database(db_url)  # migrates to head
+    try:
+        with db.session() as s:
+            assert {o.key: o.value for o in s.scalars(select(VolumeOption))} == {
+                "client.writeback": "on"
+            }
+            ev = s.scalars(select(Event).where(Event.kind == "volume_options_withdrawn")).one()
+            assert ev.volume == "v" and "auth.allow, heal.throttle-mbps" in ev.message
     finally:
         db.close()
 

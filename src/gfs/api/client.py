@@ -130,6 +130,9 @@ class Client:
     def transaction(self, txn_id: str) -> m.Transaction:
         return self._get(m.Transaction, "GET", f"/v1/transactions/{txn_id}")
 
+    def options_table(self) -> list[m.OptionInfo]:
+        return self._get(list[m.OptionInfo], "GET", "/v1/options")
+
     def volume_options(self, name: str) -> dict[str, str]:
         return self._get(dict[str, str], "GET", f"/v1/volumes/{name}/options")
 

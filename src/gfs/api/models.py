@@ -160,6 +160,9 @@ class OptionInfo(Wire):
     default: str
     accepted: str
     help: str
+    #: when a change takes effect: "live" (the bricks of a started volume have it when
+    #: `volume set` returns) or "next mount"
+    applies: str
 
 
 class OptionsSet(Wire):

@@ -225,6 +225,11 @@ class Replica:
         self.pending = Lru(4096)
         #: (primary session, primary fh) -> our fh, for forwarded handle operations
         self.handles: dict[tuple[str, int], int] = {}
+        #: the epoch of the forward that opened each of `handles`
+        self.handle_epoch: dict[tuple[str, int], int] = {}
+        #: forwarded handle operations and their closing, per GFID
+        self.handle_locks = GfidLocks()
+        self.closed_before = 0  # handles opened at an older epoch are closed
         #: members being healed (receive forwards, failures only mark them dirty)
         self.healing: dict[str, bool] = {}
         self._cfg_cond = threading.Condition()
@@ -287,10 +292,21 @@ class Replica:
                 self.last_heard.setdefault(b, now)
             if cfg.epoch > self.cfg.epoch:
                 self.epoch_changes += 1
+            # Out of in_sync (or out under a new primary), nothing forwards the later
+            # operations of handles opened before, Release included: close them, or a
+            # deleted file's space stays held. A heal forward opens again by GFID.
+            out = self.name not in cfg.in_sync() and cfg.primary != self.name
+            stale_before = (
+                cfg.epoch
+                if out and (self.name in self.cfg.in_sync() or cfg.primary != self.cfg.primary)
+                else 0
+            )
             self.cfg = cfg
             self.confirmed = True
             self.withholding = False
             self._cfg_cond.notify_all()
+        if stale_before:
+            self.close_handles(stale_before)
         log.info(
             "configured brick=%s volume=%s epoch=%d primary=%s in_sync=%s",
             self.name,
@@ -300,6 +316,36 @@ class Replica:
             ",".join(cfg.in_sync()),
         )
         return 0
+
+    def close_handles(self, before: int) -> int:
+        """As a member: close the forwarded handles opened at an epoch before `before`."""
+        closed = 0
+        self.closed_before = max(self.closed_before, before)  # a forward in flight looks too
+        for key, epoch in list(self.handle_epoch.items()):
+            fh = self.handles.get(key)
+            if epoch >= before or fh is None:
+                continue
+            try:
+                gfid = self.brick.handle(fh).gfid
+            except OSError:
+                gfid = b""
+            with self.handle_locks.hold([gfid]):
+                if self.handles.get(key) != fh or self.handle_epoch.get(key, before) >= before:
+                    continue  # released or opened again meanwhile
+                self._drop_handle(key)
+                closed += 1
+        if closed:
+            log.info(
+                "closed forwarded handles brick=%s count=%d epoch<%d", self.name, closed, before
+            )
+        return closed
+
+    def _drop_handle(self, key: tuple[str, int]) -> None:
+        fh = self.handles.pop(key, None)
+        self.handle_epoch.pop(key, None)
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                self.brick.release(fh)
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -496,6 +542,8 @@ class Replica:
     ) -> int:
         """Hand a mutation applied here to the other members; the errno to answer instead
         of success (0: every in-sync member has it)."""
+        if fwd.method == "Release":
+            self._release_elsewhere(fwd)
         for _ in range(3):
             cfg = self.cfg
             targets = [
@@ -556,6 +604,20 @@ class Replica:
             return 0
         return errno.EIO
 
+    def _release_elsewhere(self, fwd: pb.ForwardRequest) -> None:
+        """Best effort, unawaited: a Release to the members forward() skips (outside
+        in_sync, not healing), since one that failed a later write of this handle
+        still holds it open; a member without it answers success."""
+        cfg = self.cfg
+        for b, (addr, st) in cfg.members.items():
+            if b == self.name or st == "in_sync" or b in self.healing:
+                continue
+            f = pb.ForwardRequest()
+            f.CopyFrom(fwd)
+            f.brick, f.epoch = b, cfg.epoch
+            fut = brick_stub(addr).Forward.future(f, cfg.failure_timeout)
+            fut.add_done_callback(lambda x, b=b: _log_release(self.name, b, x))
+
     def drop_members(self, seen: Config, failed: list[str]) -> int:
         """Remove failed members from in_sync through gfsd before acknowledging (I4)."""
         with self._membership:
@@ -603,27 +665,43 @@ class Replica:
         req = cls.FromString(f.payload)
         req.brick = self.name
         key = (f.session, f.fh)
-        if f.method in HANDLE_OPS or (f.method == "SetAttr" and f.fh):
-            fh = self.handles.get(key)
-            if fh is None:
-                if f.method in ("Release", "Flush", "Fsync"):
-                    return pb.ForwardReply(reply=pb.Reply().SerializeToString())
-                try:
-                    fh, _ = self.brick.open(f.gfid, os.O_RDWR)
-                except OSError as e:
-                    return pb.ForwardReply(err=e.errno or errno.EIO)
-                self.handles[key] = fh
-            req.fh = fh
-        rep = local(f.method, req)
-        new_fh: int = getattr(rep, "fh", 0)
-        if not rep.err and f.method in ("Open", "MakeNode") and new_fh:
-            self.handles[key] = new_fh
-        if f.method == "Release":
-            self.handles.pop(key, None)
+        with self.handle_locks.hold([f.gfid] if f.fh else []):
+            if f.method in HANDLE_OPS or (f.method == "SetAttr" and f.fh):
+                fh = self.handles.get(key)
+                if fh is None:
+                    if f.method in ("Release", "Flush", "Fsync"):
+                        return pb.ForwardReply(reply=pb.Reply().SerializeToString())
+                    try:
+                        fh, _ = self.brick.open(f.gfid, os.O_RDWR)
+                    except OSError as e:
+                        return pb.ForwardReply(err=e.errno or errno.EIO)
+                    self.handles[key], self.handle_epoch[key] = fh, f.epoch
+                req.fh = fh
+            rep = local(f.method, req)
+            new_fh: int = getattr(rep, "fh", 0)
+            if not rep.err and f.method in ("Open", "MakeNode") and new_fh:
+                self.handles[key], self.handle_epoch[key] = new_fh, f.epoch
+            if f.method == "Release":
+                self.handles.pop(key, None)
+                self.handle_epoch.pop(key, None)
+            elif key in self.handle_epoch and self.handle_epoch[key] < self.closed_before:
+                self._drop_handle(key)  # opened by a forward that raced close_handles
         data = rep.SerializeToString()
         if f.req and not rep.err:
             self.dedup.put(f.req, data)
         return pb.ForwardReply(reply=data)
+
+
+def _log_release(brick: str, member: str, fut: Any) -> None:
+    try:
+        fut.result()
+    except (grpc.RpcError, grpc.FutureCancelledError) as e:
+        log.info(
+            "release not forwarded brick=%s member=%s status=%s",
+            brick,
+            member,
+            e.code() if isinstance(e, grpc.Call) else "?",
+        )
 
 
 class LeaseWorker:

@@ -350,8 +350,16 @@ def set_(
     """Set volume options (see gfs volume get NAME and docs/options.md)."""
     pairs = parse_options(options, what="")
     with from_ctx(ctx).client() as api:
-        api.volume_set(name, pairs)
-    typer.echo(f"volume {name}: " + ", ".join(f"{k}={v}" for k, v in pairs.items()))
+        values = api.volume_set(name, pairs)
+        applies = {o.name: o.applies for o in api.options_table()}
+    for k in pairs:
+        typer.echo(f"volume {name}: {k}={values.get(k, '')} ({_applies(applies.get(k, ''))})")
+
+
+def _applies(when: str) -> str:
+    if when == "live":
+        return "live: the bricks of a started volume have it"
+    return f"takes effect at the {when}" if when else "?"
 
 
 @app.command("get")
@@ -384,7 +392,10 @@ def reset(
     """Reset an option to its default."""
     with from_ctx(ctx).client() as api:
         values = api.volume_reset(name, key)
-    typer.echo(f"volume {name}: {key}={values.get(key, '')} (default)")
+        applies = {o.name: o.applies for o in api.options_table()}
+    typer.echo(
+        f"volume {name}: {key}={values.get(key, '')} (default; {_applies(applies.get(key, ''))})"
+    )
 
 
 @app.command("expand")

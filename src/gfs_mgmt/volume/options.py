@@ -1,6 +1,9 @@
 """The documented table of volume options: names, types, defaults, validation,
-and the built-in templates (named groups of options). docs/options.md is
-generated from this table by `python -m gfs_mgmt.volume.options`."""
+when a change takes effect, and the built-in templates (named groups of options).
+docs/options.md is generated from this table by `python -m gfs_mgmt.volume.options`.
+
+An option is in the table only once its effect is built: a setting that changes
+nothing is refused (`unknown_option`) rather than stored."""
 
 from __future__ import annotations
 
@@ -9,6 +12,11 @@ from dataclasses import dataclass
 
 from gfs.errors import GfsError
 
+#: When a changed value takes effect.
+LIVE = "live"  # pushed to the bricks of a started volume before `volume set` returns
+NEXT_MOUNT = "next mount"  # read by mount.fuse.gfs when it mounts; mounts made before keep theirs
+APPLIES = (LIVE, NEXT_MOUNT)
+
 
 @dataclass(frozen=True)
 class Option:
@@ -16,6 +24,7 @@ class Option:
     kind: str  # "bool", "int", "float", "enum", "string"
     default: str
     help: str
+    applies: str
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
@@ -77,21 +86,45 @@ OPTIONS: dict[str, Option] = {
     o.name: o
     for o in [
         Option(
-            "client.attr-timeout", "float", "1", "seconds the kernel caches attributes", 0, 3600
+            "client.attr-timeout",
+            "float",
+            "1",
+            "seconds the kernel caches attributes",
+            NEXT_MOUNT,
+            0,
+            3600,
         ),
-        Option("client.entry-timeout", "float", "1", "seconds the kernel caches names", 0, 3600),
+        Option(
+            "client.entry-timeout",
+            "float",
+            "1",
+            "seconds the kernel caches names",
+            NEXT_MOUNT,
+            0,
+            3600,
+        ),
         Option(
             "client.writeback",
             "bool",
             "off",
             "FUSE writeback cache: faster writes, weaker coherence between mounts",
+            NEXT_MOUNT,
         ),
-        Option("client.read-ahead-kib", "int", "1024", "kernel read-ahead of a mount", 4, 65536),
+        Option(
+            "client.read-ahead-kib",
+            "int",
+            "1024",
+            "kernel read-ahead of a mount",
+            NEXT_MOUNT,
+            4,
+            65536,
+        ),
         Option(
             "replica.failure-detection-seconds",
             "float",
             "3",
-            "how long a silent member takes to leave the in-sync set",
+            "how long a silent member takes to leave the in-sync set (also the read lease)",
+            LIVE,
             0.5,
             120,
         ),
@@ -99,19 +132,30 @@ OPTIONS: dict[str, Option] = {
             "replica.min-in-sync",
             "enum",
             "majority",
-            "members that must hold a write before it is acknowledged",
+            "members that must hold a write before it is acknowledged (fewer: EROFS)",
+            LIVE,
             choices=("majority", "all", "1", "2", "3", "4", "5"),
         ),
         Option(
             "replica.relaxed-reads",
             "bool",
             "off",
-            "let secondaries serve reads without the lease rule (may be stale)",
+            "serve reads without the read lease: no stall, but a deposed primary may answer"
+            " stale data",
+            LIVE,
         ),
-        Option("heal.throttle-mbps", "int", "0", "self-heal bandwidth cap, 0 = none", 0, 100000),
-        Option("auth.allow", "string", "*", "client addresses allowed to mount (glob list)"),
     ]
 }
+
+#: Options the bricks enforce: a change is pushed to them (epoch + 1) and acknowledged.
+BRICK_OPTIONS = frozenset(k for k, o in OPTIONS.items() if o.applies == LIVE)
+
+#: Options once accepted whose effect was never built; migration 0003 removed stored values.
+WITHDRAWN = {
+    "auth.allow": "client address checks are not built yet (docs/options.md)",
+    "heal.throttle-mbps": "a heal bandwidth cap is not built yet (docs/options.md)",
+}
+
 
 TEMPLATES: dict[str, tuple[str, dict[str, str]]] = {
     "default": ("the defaults of every option", {}),
@@ -130,17 +174,30 @@ TEMPLATES: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def check(key: str, value: str) -> str:
+def get(key: str) -> Option:
+    """The option `key`, or GfsError(invalid, unknown_option), saying so when the
+    option is one whose effect is not built."""
     opt = OPTIONS.get(key)
     if opt is None:
-        raise GfsError("invalid", "unknown_option", f"unknown option {key!r}", option=key)
-    return opt.check(value)
+        why = WITHDRAWN.get(key)
+        message = f"option {key!r} is not supported: {why}" if why else f"unknown option {key!r}"
+        raise GfsError("invalid", "unknown_option", message, option=key)
+    return opt
+
+
+def check(key: str, value: str) -> str:
+    return get(key).check(value)
 
 
 def markdown() -> str:
-    rows = ["| option | type | default | accepted | meaning |", "|---|---|---|---|---|"]
+    rows = [
+        "| option | type | default | accepted | takes effect | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
     for o in OPTIONS.values():
-        rows.append(f"| `{o.name}` | {o.kind} | `{o.default}` | {o.describe()} | {o.help} |")
+        rows.append(
+            f"| `{o.name}` | {o.kind} | `{o.default}` | {o.describe()} | {o.applies} | {o.help} |"
+        )
     rows += ["", "| template | options | meaning |", "|---|---|---|"]
     for name, (help_, opts) in TEMPLATES.items():
         body = ", ".join(f"`{k}={v}`" for k, v in opts.items()) or "—"

@@ -7,7 +7,10 @@ set's bricks, primary first.
 - rejoin: the primary's heal worker reports a member made identical (I8);
 - reconcile: a client that cannot use the primary; gfsd confirms the configuration
   to the bricks (a restarted brick serves nothing until then), or, when the primary
-  does not answer, promotes a reachable in-sync member (I3).
+  does not answer, promotes a reachable in-sync member (I3);
+- options: a change of an option the bricks enforce (min-in-sync, failure timeout,
+  relaxed reads) is a configuration change like the others (epoch + 1 under CAS),
+  acknowledged by every in-sync brick before `volume set` returns.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from gfs.errors import GfsError
 from gfs.proto import admin_pb2 as apb
 from gfs_mgmt.peer.brickd import BrickdAdmin, PeerError
 from gfs_mgmt.store.db import Database
-from gfs_mgmt.store.models import Brick, Event, ReplicaSet, Volume
+from gfs_mgmt.store.models import Brick, Event, ReplicaSet, Volume, VolumeOption
 from gfs_mgmt.volume import options as vopts
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,11 @@ def min_in_sync(replica: int, opts: dict[str, str]) -> int:
     if value == "all":
         return replica
     return min(int(value), replica)
+
+
+def failure_timeout(opts: dict[str, str]) -> float:
+    key = "replica.failure-detection-seconds"
+    return float(opts.get(key, vopts.OPTIONS[key].default))
 
 
 def set_wire(rs: ReplicaSet) -> m.ReplicaSet:
@@ -101,12 +109,7 @@ class Membership:
         self, v: Volume, rs: ReplicaSet, old_primary_gone: bool = False
     ) -> list[tuple[str, apb.ConfigureRequest]]:
         opts = {o.key: o.value for o in v.options}
-        timeout = float(
-            opts.get(
-                "replica.failure-detection-seconds",
-                vopts.OPTIONS["replica.failure-detection-seconds"].default,
-            )
-        )
+        timeout = failure_timeout(opts)
         primary = next((b for b in rs.bricks if b.id == rs.primary_brick_id), rs.bricks[0])
         members = [
             apb.Member(
@@ -133,8 +136,14 @@ class Membership:
             out.append((b.peer.address, req))
         return out
 
-    def push(self, configs: list[tuple[str, apb.ConfigureRequest]]) -> set[str]:
-        """Send each brick its configuration, the primary first; the bricks that took it."""
+    def push(
+        self,
+        configs: list[tuple[str, apb.ConfigureRequest]],
+        primary_first: bool = True,
+        superseded_ok: bool = False,
+    ) -> set[str]:
+        """Send each brick its configuration, the primary first (or last); the bricks
+        that took it (`superseded_ok`: or already hold a newer one)."""
 
         def one(address: str, req: apb.ConfigureRequest) -> str | None:
             # A member that granted the old primary a read lease says EBUSY until it ran
@@ -147,6 +156,8 @@ class Membership:
                         a.configure(req)
                     return req.brick
                 except PeerError as e:
+                    if e.errno == errno.ESTALE and superseded_ok:
+                        return req.brick
                     if e.errno == errno.EBUSY and time.monotonic() < deadline:
                         time.sleep(0.1)
                         continue
@@ -160,8 +171,11 @@ class Membership:
 
         if not configs:
             return set()
-        done = {one(*configs[0])}
-        done |= set(self._pool.map(lambda c: one(*c), configs[1:]))
+        first, rest = configs[0], configs[1:]
+        done = {one(*first)} if primary_first else set()
+        done |= set(self._pool.map(lambda c: one(*c), rest))
+        if not primary_first:
+            done.add(one(*first))
         done.discard(None)
         return {d for d in done if d}
 
@@ -226,6 +240,105 @@ class Membership:
             wire = set_wire(rs)
         self.push(configs)
         return wire
+
+    def set_options(self, name: str, changes: dict[str, str | None], what: str) -> None:
+        """Store option values (None: back to the default) and, on a started volume
+        whose brick-enforced options change, bump every set's epoch (CAS) and push;
+        every in-sync brick must take it. If one does not, the old values are put back
+        (epoch + 1 again, pushed as far as possible) and the call fails."""
+        old = self._store_options(name, changes, what)
+        if old is None:
+            return
+        before, after, configs = old
+        took = self._push_options(configs, before, after)
+        missing = [
+            req.brick for _, req in configs if req.brick not in took and _in_sync(req, req.brick)
+        ]
+        if not missing:
+            return
+        log.warning("options not taken volume=%s bricks=%s: restoring", name, ",".join(missing))
+        restore = {k: before.get(k) for k in changes}
+        undo = self._store_options(name, restore, "volume_options_restored")
+        if undo is not None:
+            self._push_options(undo[2], after, before)
+        raise GfsError(
+            "unavailable",
+            "configure_failed",
+            f"volume {name}: bricks {', '.join(missing)} did not take the new options;"
+            " the previous values are in force again",
+        )
+
+    def _store_options(
+        self, name: str, changes: dict[str, str | None], what: str
+    ) -> tuple[dict[str, str], dict[str, str], list[tuple[str, apb.ConfigureRequest]]] | None:
+        """One SQL transaction; (options before, after, configurations to push) when
+        the bricks must hear of it, else None."""
+        for _ in range(5):
+            try:
+                return self._store_options_once(name, changes, what)
+            except _Moved:
+                continue  # a membership change won the race: read it again
+        raise GfsError("busy", "epoch_changed", f"volume {name} keeps changing; try again")
+
+    def _store_options_once(
+        self, name: str, changes: dict[str, str | None], what: str
+    ) -> tuple[dict[str, str], dict[str, str], list[tuple[str, apb.ConfigureRequest]]] | None:
+        with self.db.session() as s:
+            v = self._volume(s, name)
+            rows = {o.key: o for o in v.options}
+            before = {k: o.value for k, o in rows.items()}
+            for k, val in changes.items():
+                if val is None:
+                    if k in rows:
+                        v.options.remove(rows[k])
+                elif k in rows:
+                    rows[k].value = val
+                else:
+                    v.options.append(VolumeOption(key=k, value=val))
+            after = {k: val for k, val in {**before, **changes}.items() if val is not None}
+            v.version += 1
+            message = ", ".join(
+                f"{k}={val}" if val is not None else f"{k} reset" for k, val in changes.items()
+            )
+            s.add(Event(kind=what, volume=name, message=message))
+            default = {k: o.default for k, o in vopts.OPTIONS.items()}
+            live = v.state == "started" and any(
+                {**default, **before}.get(k) != {**default, **after}.get(k)
+                for k in vopts.BRICK_OPTIONS
+            )
+            if not live:
+                return None
+            for rs in v.replica_sets:
+                hit = s.execute(
+                    update(ReplicaSet)
+                    .where(ReplicaSet.id == rs.id, ReplicaSet.epoch == rs.epoch)
+                    .values(epoch=rs.epoch + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                if hit.rowcount != 1:  # type: ignore[attr-defined]
+                    raise _Moved  # rolls the whole SQL transaction back
+                rs.epoch += 1
+            configs = [c for rs in v.replica_sets for c in self._configs(v, rs)]
+            log.info("options volume=%s %s: pushing to %d bricks", name, message, len(configs))
+            return before, after, configs
+
+    def _push_options(
+        self,
+        configs: list[tuple[str, apb.ConfigureRequest]],
+        before: dict[str, str],
+        after: dict[str, str],
+    ) -> set[str]:
+        """Push set by set. A longer failure timeout goes to the members before the
+        primary, a shorter one to the primary first: the primary never counts on a
+        read lease longer than the one its members grant."""
+        longer = failure_timeout(after) > failure_timeout(before)
+        took: set[str] = set()
+        by_set: dict[int, list[tuple[str, apb.ConfigureRequest]]] = {}
+        for c in configs:
+            by_set.setdefault(c[1].set_index, []).append(c)
+        for group in by_set.values():
+            took |= self.push(group, primary_first=not longer, superseded_ok=True)
+        return took
 
     def _names(self, rs: ReplicaSet) -> dict[str, Brick]:
         return {b.name: b for b in rs.bricks}
@@ -390,6 +503,14 @@ class Membership:
             except PeerError as e:
                 raise GfsError("unavailable", "heal_failed", f"heal on {brick}: {e}") from e
         return self.heal_info(name)
+
+
+class _Moved(Exception):
+    pass
+
+
+def _in_sync(req: apb.ConfigureRequest, brick: str) -> bool:
+    return any(mb.brick == brick and mb.state == "in_sync" for mb in req.members)
 
 
 def _heal_status(address: str, brick: str) -> apb.HealStatusReply | None:

@@ -61,6 +61,7 @@ class Manager:
         self.registry.register("configure", self._configure, self._noop)
         self.registry.register("db_replace", self._db_replace, self._db_replace_undo)
         self.registry.register("unserve_quiet", self._unserve_quiet, self._noop)
+        self.registry.register("options", self._options, self._options_undo)
         self.engine = Engine(db, self.registry, self)
         self.membership = Membership(db)
 
@@ -177,7 +178,12 @@ class Manager:
     def options_table(self) -> list[m.OptionInfo]:
         return [
             m.OptionInfo(
-                name=o.name, type=o.kind, default=o.default, accepted=o.describe(), help=o.help
+                name=o.name,
+                type=o.kind,
+                default=o.default,
+                accepted=o.describe(),
+                help=o.help,
+                applies=o.applies,
             )
             for o in vopts.OPTIONS.values()
         ]
@@ -190,32 +196,21 @@ class Manager:
             return values
 
     def volume_set(self, name: str, options: dict[str, str]) -> dict[str, str]:
-        checked = {k: vopts.check(k, v) for k, v in options.items()}
-        with self.db.session() as s:
-            v = self._volume_row(s, name)
-            current = {o.key: o for o in v.options}
-            for k, val in checked.items():
-                if k in current:
-                    current[k].value = val
-                else:
-                    v.options.append(VolumeOption(key=k, value=val))
-            v.version += 1
-            self._event(
-                s,
-                "volume_options_set",
-                name,
-                "set " + ", ".join(f"{k}={val}" for k, val in checked.items()),
-            )
-        return self.volume_options(name)
+        checked: dict[str, str | None] = {k: vopts.check(k, v) for k, v in options.items()}
+        return self._set_options("volume_set", name, checked, "volume_options_set")
 
     def volume_reset(self, name: str, key: str) -> dict[str, str]:
-        if key not in vopts.OPTIONS:
-            raise GfsError("invalid", "unknown_option", f"unknown option {key!r}", option=key)
-        with self.db.session() as s:
-            v = self._volume_row(s, name)
-            v.options = [o for o in v.options if o.key != key]
-            v.version += 1
-            self._event(s, "volume_option_reset", name, f"reset {key}")
+        vopts.get(key)
+        return self._set_options("volume_reset", name, {key: None}, "volume_option_reset")
+
+    def _set_options(
+        self, kind: str, name: str, changes: dict[str, str | None], what: str
+    ) -> dict[str, str]:
+        """Under the volume's transaction lock (a start or stop cannot interleave): store,
+        and push what the bricks enforce (docs/options.md, "When options apply")."""
+        self.volume_options(name)  # not_found before a transaction is recorded
+        params = {"volume": name, "changes": changes, "what": what}
+        self._run(kind, name, [Step("options", params)])
         return self.volume_options(name)
 
     def templates(self) -> list[m.Template]:
@@ -638,6 +633,22 @@ class Manager:
     def _configure(self, _: Any, p: dict[str, Any]) -> Result:
         self.membership.configure_volume(p["volume"], p.get("required"))
         return None
+
+    def _options(self, _: Any, p: dict[str, Any]) -> Result:
+        self.membership.set_options(p["volume"], p["changes"], p["what"])
+        return {}
+
+    def _options_undo(self, _: Any, p: dict[str, Any], result: Result) -> None:
+        # set_options restores the old values itself when a brick refuses; what is left
+        # (a gfsd that died between storing and pushing) is bricks behind the store.
+        with self.db.session() as s:
+            v = s.scalar(select(Volume).where(Volume.name == p["volume"]))
+            started = v is not None and v.state == "started"
+        if started:
+            try:
+                self.membership.configure_volume(p["volume"], required=[])
+            except GfsError as e:
+                log.warning("options push after undo incomplete volume=%s: %s", p["volume"], e)
 
     def _unserve_quiet(self, _: Any, p: dict[str, Any]) -> Result:
         try:
