@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gfs/proto/admin.proto\x12\x0cgfs.admin.v1\"\r\n\x0bInfoRequest\"Q\n\x04Root\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x12\n\nfree_bytes\x18\x03 \x01(\x04\x12\x12\n\nused_bytes\x18\x04 \x01(\x04\")\n\x0bServedBrick\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\xa8\x01\n\tInfoReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12!\n\x05roots\x18\x06 \x03(\x0b\x32\x12.gfs.admin.v1.Root\x12)\n\x06\x62ricks\x18\x07 \x03(\x0b\x32\x19.gfs.admin.v1.ServedBrick\".\n\x10ProvisionRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"<\n\x0eProvisionReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"@\n\rRemoveRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65lete_data\x18\x03 \x01(\x08\"?\n\x0cServeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x13\n\x0bquota_bytes\x18\x03 \x01(\x04\"\x1e\n\x0eUnserveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x19\n\nAdminReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\"7\n\x06Member\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\"\x87\x02\n\x10\x43onfigureRequest\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0e\n\x06volume\x18\x02 \x01(\t\x12\x11\n\tset_index\x18\x03 \x01(\r\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0f\n\x07primary\x18\x05 \x01(\t\x12%\n\x07members\x18\x06 \x03(\x0b\x32\x14.gfs.admin.v1.Member\x12\x13\n\x0bmin_in_sync\x18\x07 \x01(\r\x12\x0c\n\x04gfsd\x18\x08 \x03(\t\x12\r\n\x05token\x18\t \x01(\t\x12\x17\n\x0f\x66\x61ilure_timeout\x18\n \x01(\x01\x12\x15\n\rrelaxed_reads\x18\x0b \x01(\x08\x12\x18\n\x10old_primary_gone\x18\x0c \x01(\x08\",\n\x0e\x43onfigureReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"*\n\x0bHealRequest\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0c\n\x04\x66ull\x18\x02 \x01(\x08\"s\n\x0fHealStatusReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0f\n\x07running\x18\x02 \x01(\x08\x12\r\n\x05\x66iles\x18\x03 \x01(\x04\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12\x13\n\x0bmembers_out\x18\x06 \x01(\r2\xa6\x04\n\x05\x41\x64min\x12:\n\x04Info\x12\x19.gfs.admin.v1.InfoRequest\x1a\x17.gfs.admin.v1.InfoReply\x12I\n\tProvision\x12\x1e.gfs.admin.v1.ProvisionRequest\x1a\x1c.gfs.admin.v1.ProvisionReply\x12?\n\x06Remove\x12\x1b.gfs.admin.v1.RemoveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12=\n\x05Serve\x12\x1a.gfs.admin.v1.ServeRequest\x1a\x18.gfs.admin.v1.AdminReply\x12\x41\n\x07Unserve\x12\x1c.gfs.admin.v1.UnserveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12I\n\tConfigure\x12\x1e.gfs.admin.v1.ConfigureRequest\x1a\x1c.gfs.admin.v1.ConfigureReply\x12@\n\x04Heal\x12\x19.gfs.admin.v1.HealRequest\x1a\x1d.gfs.admin.v1.HealStatusReply\x12\x46\n\nHealStatus\x12\x19.gfs.admin.v1.HealRequest\x1a\x1d.gfs.admin.v1.HealStatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gfs/proto/admin.proto\x12\x0cgfs.admin.v1\"\r\n\x0bInfoRequest\"Q\n\x04Root\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x12\n\nfree_bytes\x18\x03 \x01(\x04\x12\x12\n\nused_bytes\x18\x04 \x01(\x04\")\n\x0bServedBrick\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\xa8\x01\n\tInfoReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12!\n\x05roots\x18\x06 \x03(\x0b\x32\x12.gfs.admin.v1.Root\x12)\n\x06\x62ricks\x18\x07 \x03(\x0b\x32\x19.gfs.admin.v1.ServedBrick\".\n\x10ProvisionRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"<\n\x0eProvisionReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"@\n\rRemoveRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65lete_data\x18\x03 \x01(\x08\"S\n\x0cServeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x13\n\x0bquota_bytes\x18\x03 \x01(\x04\x12\x12\n\nreplicated\x18\x04 \x01(\x08\"/\n\x0eUnserveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07stopped\x18\x02 \x01(\x08\"\x19\n\nAdminReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\"7\n\x06Member\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\"\x87\x02\n\x10\x43onfigureRequest\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0e\n\x06volume\x18\x02 \x01(\t\x12\x11\n\tset_index\x18\x03 \x01(\r\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0f\n\x07primary\x18\x05 \x01(\t\x12%\n\x07members\x18\x06 \x03(\x0b\x32\x14.gfs.admin.v1.Member\x12\x13\n\x0bmin_in_sync\x18\x07 \x01(\r\x12\x0c\n\x04gfsd\x18\x08 \x03(\t\x12\r\n\x05token\x18\t \x01(\t\x12\x17\n\x0f\x66\x61ilure_timeout\x18\n \x01(\x01\x12\x15\n\rrelaxed_reads\x18\x0b \x01(\x08\x12\x18\n\x10old_primary_gone\x18\x0c \x01(\x08\",\n\x0e\x43onfigureReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"*\n\x0bHealRequest\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0c\n\x04\x66ull\x18\x02 \x01(\x08\"s\n\x0fHealStatusReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0f\n\x07running\x18\x02 \x01(\x08\x12\r\n\x05\x66iles\x18\x03 \x01(\x04\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12\x13\n\x0bmembers_out\x18\x06 \x01(\r\"!\n\x0fSessionsRequest\x12\x0e\n\x06\x62ricks\x18\x01 \x03(\t\"\x86\x01\n\rClientSession\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x12\n\nmountpoint\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\r\x12\x0c\n\x04peer\x18\x06 \x01(\t\x12\x14\n\x0cidle_seconds\x18\x07 \x01(\x01\"K\n\rSessionsReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12-\n\x08sessions\x18\x02 \x03(\x0b\x32\x1b.gfs.admin.v1.ClientSession2\xee\x04\n\x05\x41\x64min\x12:\n\x04Info\x12\x19.gfs.admin.v1.InfoRequest\x1a\x17.gfs.admin.v1.InfoReply\x12I\n\tProvision\x12\x1e.gfs.admin.v1.ProvisionRequest\x1a\x1c.gfs.admin.v1.ProvisionReply\x12?\n\x06Remove\x12\x1b.gfs.admin.v1.RemoveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12=\n\x05Serve\x12\x1a.gfs.admin.v1.ServeRequest\x1a\x18.gfs.admin.v1.AdminReply\x12\x41\n\x07Unserve\x12\x1c.gfs.admin.v1.UnserveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12I\n\tConfigure\x12\x1e.gfs.admin.v1.ConfigureRequest\x1a\x1c.gfs.admin.v1.ConfigureReply\x12@\n\x04Heal\x12\x19.gfs.admin.v1.HealRequest\x1a\x1d.gfs.admin.v1.HealStatusReply\x12\x46\n\nHealStatus\x12\x19.gfs.admin.v1.HealRequest\x1a\x1d.gfs.admin.v1.HealStatusReply\x12\x46\n\x08Sessions\x12\x1d.gfs.admin.v1.SessionsRequest\x1a\x1b.gfs.admin.v1.SessionsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,21 +46,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REMOVEREQUEST']._serialized_start=461
   _globals['_REMOVEREQUEST']._serialized_end=525
   _globals['_SERVEREQUEST']._serialized_start=527
-  _globals['_SERVEREQUEST']._serialized_end=590
-  _globals['_UNSERVEREQUEST']._serialized_start=592
-  _globals['_UNSERVEREQUEST']._serialized_end=622
-  _globals['_ADMINREPLY']._serialized_start=624
-  _globals['_ADMINREPLY']._serialized_end=649
-  _globals['_MEMBER']._serialized_start=651
-  _globals['_MEMBER']._serialized_end=706
-  _globals['_CONFIGUREREQUEST']._serialized_start=709
-  _globals['_CONFIGUREREQUEST']._serialized_end=972
-  _globals['_CONFIGUREREPLY']._serialized_start=974
-  _globals['_CONFIGUREREPLY']._serialized_end=1018
-  _globals['_HEALREQUEST']._serialized_start=1020
-  _globals['_HEALREQUEST']._serialized_end=1062
-  _globals['_HEALSTATUSREPLY']._serialized_start=1064
-  _globals['_HEALSTATUSREPLY']._serialized_end=1179
-  _globals['_ADMIN']._serialized_start=1182
-  _globals['_ADMIN']._serialized_end=1732
+  _globals['_SERVEREQUEST']._serialized_end=610
+  _globals['_UNSERVEREQUEST']._serialized_start=612
+  _globals['_UNSERVEREQUEST']._serialized_end=659
+  _globals['_ADMINREPLY']._serialized_start=661
+  _globals['_ADMINREPLY']._serialized_end=686
+  _globals['_MEMBER']._serialized_start=688
+  _globals['_MEMBER']._serialized_end=743
+  _globals['_CONFIGUREREQUEST']._serialized_start=746
+  _globals['_CONFIGUREREQUEST']._serialized_end=1009
+  _globals['_CONFIGUREREPLY']._serialized_start=1011
+  _globals['_CONFIGUREREPLY']._serialized_end=1055
+  _globals['_HEALREQUEST']._serialized_start=1057
+  _globals['_HEALREQUEST']._serialized_end=1099
+  _globals['_HEALSTATUSREPLY']._serialized_start=1101
+  _globals['_HEALSTATUSREPLY']._serialized_end=1216
+  _globals['_SESSIONSREQUEST']._serialized_start=1218
+  _globals['_SESSIONSREQUEST']._serialized_end=1251
+  _globals['_CLIENTSESSION']._serialized_start=1254
+  _globals['_CLIENTSESSION']._serialized_end=1388
+  _globals['_SESSIONSREPLY']._serialized_start=1390
+  _globals['_SESSIONSREPLY']._serialized_end=1465
+  _globals['_ADMIN']._serialized_start=1468
+  _globals['_ADMIN']._serialized_end=2090
 # @@protoc_insertion_point(module_scope)
