@@ -339,8 +339,8 @@ class Membership:
 
     def served(self, addresses: set[str]) -> dict[str, set[str] | None]:
         """What each daemon serves (None: it does not answer), asked in parallel."""
-        found = self._pool.map(_served, addresses)
-        return dict(zip(addresses, found, strict=True))
+        order = list(addresses)
+        return dict(zip(order, self._pool.map(_served, order), strict=True))
 
     def heal_info(self, name: str) -> m.HealInfo:
         with self.db.session() as s:
