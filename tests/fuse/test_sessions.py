@@ -107,7 +107,7 @@ def test_stop_and_delete_of_a_mounted_volume(demo: Cluster, tmp_path: Path) -> N
         # One line per stop (the restart in between logged that the volume serves again),
         # never one per call.
         lines = warnings_since(mnt.log, offset)
-        assert len(lines) == 2 and all("stopped by gfsd" in ln for ln in lines), lines
+        assert len(lines) == 2 and all("stopped (or deleted) by gfsd" in ln for ln in lines), lines
     finally:
         mnt.stop()
 
