@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from gfs.proto import brick_pb2, brick_pb2_grpc
+from gfs.rpc.channel import insecure_channel
+
 BIN = Path(sys.executable).parent
 GFS = str(BIN / "gfs")
 
@@ -406,3 +409,39 @@ def test_cluster_down_stops_daemons_and_keeps_data(tmp_path: Path) -> None:
         if (root / "cluster.json").exists():
             run("cluster", "down", "--dir", str(root), env=env)
         kill_leftovers(daemons)
+
+
+def test_stop_and_delete_of_a_mounted_volume(cluster: Env) -> None:
+    """Refused in one line naming the mount, unless --force (the FUSE side is
+    tests/fuse/test_sessions.py; here the mount is its session announcements)."""
+    r = gfs(cluster, "volume", "create", "busy", "--size", "10MiB", "--replica", "3")
+    assert r.returncode == 0, r.stderr
+    try:
+        assert gfs(cluster, "volume", "start", "busy").returncode == 0
+        vol = json.loads(gfs(cluster, "volume", "info", "busy", "--json").stdout)
+        for b in vol["replica_sets"][0]["bricks"]:
+            with insecure_channel(b["address"]) as ch:
+                stub: Any = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
+                req = brick_pb2.SessionRequest(
+                    brick=b["name"], session="s1", hostname="web1", mountpoint="/mnt/busy",
+                    pid=99, interval=60,
+                )  # fmt: skip
+                assert stub.Session(req, timeout=10).err == 0
+        listed = gfs(cluster, "volume", "clients", "busy", "--json")
+        assert [c["mountpoint"] for c in json.loads(listed.stdout)] == ["/mnt/busy"]
+        table = gfs(cluster, "volume", "clients", "busy")
+        assert "web1" in table.stdout and "/mnt/busy" in table.stdout
+
+        for args in (("stop", "busy"), ("delete", "busy", "--yes")):
+            if args[0] == "delete":
+                r = gfs(cluster, "volume", "stop", "busy", "--force")
+                assert r.returncode == 0 and "stopped" in r.stdout, r.stderr
+            no = gfs(cluster, "volume", *args)
+            assert no.returncode == 1
+            line = one_line_error(no)
+            assert "web1:/mnt/busy" in line and "--force" in line
+        r = gfs(cluster, "volume", "delete", "busy", "--yes", "--force", "--delete-data")
+        assert r.returncode == 0, r.stderr
+    finally:
+        gfs(cluster, "volume", "stop", "busy", "--force")
+        gfs(cluster, "volume", "delete", "busy", "--yes", "--force", "--delete-data")

@@ -38,6 +38,9 @@ def one_line_error(r: subprocess.CompletedProcess[str], code: int, text: str) ->
         ("writeback=maybe", "use on or off"),
         ("log-level=loud", "use one of"),
         ("read-ahead=2", "KiB between 4 and 65536"),
+        ("keepalive=0", "must be a number >= 0.1"),
+        ("keepalive=nan", "must be a number >= 0.1"),
+        ("keepalive=7200", "at most 3600 seconds"),
     ],
 )
 def test_bad_options(brickd: BrickDaemon, tmp_path: Path, opts: str, text: str) -> None:

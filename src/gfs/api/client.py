@@ -114,15 +114,18 @@ class Client:
     def volume_start(self, name: str) -> m.Volume:
         return self._get(m.Volume, "POST", f"/v1/volumes/{name}/start")
 
-    def volume_stop(self, name: str) -> m.Volume:
-        return self._get(m.Volume, "POST", f"/v1/volumes/{name}/stop")
+    def volume_stop(self, name: str, force: bool = False) -> m.Volume:
+        params = {"force": "true"} if force else None
+        return self._get(m.Volume, "POST", f"/v1/volumes/{name}/stop", params=params)
 
-    def volume_delete(self, name: str, delete_data: bool) -> None:
-        self._request(
-            "DELETE",
-            f"/v1/volumes/{name}",
-            params={"delete_data": "true" if delete_data else "false"},
-        )
+    def volume_delete(self, name: str, delete_data: bool, force: bool = False) -> None:
+        params = {"delete_data": "true" if delete_data else "false"}
+        if force:
+            params["force"] = "true"
+        self._request("DELETE", f"/v1/volumes/{name}", params=params)
+
+    def volume_clients(self, name: str) -> list[m.ClientInfo]:
+        return self._get(list[m.ClientInfo], "GET", f"/v1/volumes/{name}/clients")
 
     def volume_status(self, name: str) -> m.VolumeStatus:
         return self._get(m.VolumeStatus, "GET", f"/v1/volumes/{name}/status")

@@ -142,6 +142,19 @@ class VolumeStatus(Wire):
     bricks: list[BrickStatus]
 
 
+class ClientInfo(Wire):
+    """A mount of a volume, as its brick daemons know it from the mount's session
+    announcements (docs/architecture.md, "Client sessions")."""
+
+    session: str
+    hostname: str = Field(description="the client host, as it calls itself")
+    mountpoint: str
+    pid: int
+    address: str = Field(description="the client's address as its brick daemons see it")
+    bricks: list[str] = Field(description="the bricks of the volume it uses")
+    idle_seconds: float = Field(description="since a brick last heard from it")
+
+
 class Transaction(Wire):
     id: str
     kind: str
@@ -232,6 +245,7 @@ class HealMember(Wire):
     path: str
     state: Literal["in_sync", "out"]
     primary: bool
+    #: the brick's daemon answers and serves it (not just: its peer is up)
     online: bool
 
 

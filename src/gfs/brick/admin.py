@@ -315,7 +315,7 @@ class AdminService:
             return pb.AdminReply()
         if not path.is_dir():
             raise _err(errno.ENOENT, f"{path} does not exist")
-        self.bricks.add(Brick(name, path, req.quota_bytes))
+        self.bricks.add(Brick(name, path, req.quota_bytes), req.replicated)
         self._served[name] = {"path": str(path), "quota": req.quota_bytes}
         self._save_state()
         log.info("serving brick=%s path=%s quota=%d", name, path, req.quota_bytes)
@@ -323,8 +323,25 @@ class AdminService:
 
     @admin_rpc(pb.AdminReply)
     def Unserve(self, req: pb.UnserveRequest, ctx: Any) -> pb.AdminReply:
-        self._unserve(req.name)
+        self._unserve(req.name, req.stopped)
         return pb.AdminReply()
+
+    def Sessions(self, req: pb.SessionsRequest, ctx: Any) -> pb.SessionsReply:
+        # Not under the admin lock: a long Remove must not make gfsd's check time out.
+        return pb.SessionsReply(
+            sessions=[
+                pb.ClientSession(
+                    brick=s.brick,
+                    session=s.session,
+                    hostname=s.hostname,
+                    mountpoint=s.mountpoint,
+                    pid=s.pid,
+                    peer=s.peer,
+                    idle_seconds=idle,
+                )
+                for s, idle in self.bricks.sessions.list(req.bricks)
+            ]
+        )
 
     @admin_rpc(pb.ConfigureReply)
     def Configure(self, req: pb.ConfigureRequest, ctx: Any) -> pb.ConfigureReply:
@@ -355,12 +372,13 @@ class AdminService:
         )
         rep = self.bricks.replicas.get(req.brick)
         if rep is None:
-            self.bricks.replicas[req.brick] = Replica(brick, cfg, confirmed=True)
+            rep = Replica(brick, cfg, confirmed=True)
             log.info("replicated brick=%s epoch=%d primary=%s", req.brick, cfg.epoch, cfg.primary)
         else:
             code = rep.configure(cfg, req.old_primary_gone)
             if code:
                 return pb.ConfigureReply(err=code, epoch=rep.cfg.epoch)
+        self.bricks.configured(req.brick, rep)
         if req.brick in self._served:
             _save_replica(brick.path, cfg)
         return pb.ConfigureReply(epoch=cfg.epoch)
@@ -397,15 +415,20 @@ class AdminService:
             if Path(served["path"]) == path:
                 self._unserve(name)
 
-    def _unserve(self, name: str) -> None:
+    def _unserve(self, name: str, stopped: bool = False) -> None:
+        """`stopped`: gfsd stops the brick's volume; its clients get ESHUTDOWN from now on."""
         if name not in self._served:
-            return  # bricks from the command line stay; unknown names are already gone
-        brick = self.bricks.remove(name)
+            # Bricks from the command line stay; unknown names are already gone (a
+            # retried stop still marks them).
+            if stopped and name not in self.bricks.bricks:
+                self.bricks.stopped.add(name)
+            return
+        brick = self.bricks.remove(name, stopped)
         if brick is not None:
             brick.close()
         del self._served[name]
         self._save_state()
-        log.info("stopped serving brick=%s", name)
+        log.info("stopped serving brick=%s volume_stopped=%s", name, stopped)
 
 
 def _owner_path(folder: Path) -> Path:

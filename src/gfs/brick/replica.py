@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 
 #: Answer of a brick that is not the primary of the caller's epoch: fetch the layout again.
 NOT_PRIMARY = errno.EREMCHG
+#: A member's daemon answers that it does not serve the brick (never served or gone,
+#: stopped by gfsd): that member failed, as surely as a silent one.
+NOT_SERVED = (errno.ENODEV, errno.ESHUTDOWN)
+#: Heartbeat answer of a member served but not configured yet: not a grant, and not
+#: proof of life either (it cannot grant until gfsd configures it).
+NOT_CONFIGURED = errno.EAGAIN
 
 READS = {
     "Lookup",
@@ -243,6 +249,8 @@ class Replica:
         # As primary: member -> when its grant runs out (our clock), last grant time.
         self.lease: dict[str, float] = {}
         self.last_heard: dict[str, float] = {}
+        #: members whose daemon answered that it does not serve their brick
+        self.not_served: set[str] = set()
         # As primary: the change index, GFIDs touched since each member left in_sync
         # while we were primary. A member without an entry needs a full crawl.
         self.changes: dict[str, set[bytes]] = {}
@@ -288,6 +296,10 @@ class Replica:
                 self.changes.pop(b, None)
                 self._missed.pop(b, None)
             now = time.monotonic()
+            for b in set(cfg.in_sync()) - set(self.cfg.in_sync()):
+                # Newly in sync (rejoined): what we heard of it before is void.
+                self.last_heard.pop(b, None)
+                self.not_served.discard(b)
             for b in cfg.in_sync():  # grace: a member gets one lease time to answer
                 self.last_heard.setdefault(b, now)
             if cfg.epoch > self.cfg.epoch:
@@ -387,23 +399,26 @@ class Replica:
         """`code`: the member's answer (0: granted), None when it did not answer."""
         cfg = self.cfg
         with self._cfg_cond:
-            if code is not None:
-                # An answer, even a refusal (not configured yet, busy), is not silence.
+            if code in NOT_SERVED:
+                self.not_served.add(member)
+                return
+            self.not_served.discard(member)
+            if code is not None and code != NOT_CONFIGURED:
+                # An answer, even a refusal (busy, a newer epoch), is not silence.
                 self.last_heard[member] = sent
             if code == 0:
                 # Our view ends before the member's: it started counting after we sent.
                 self.lease[member] = sent + cfg.failure_timeout * 0.8
                 self._cfg_cond.notify_all()
 
-    def silent_members(self) -> list[str]:
-        """In-sync members that did not answer for longer than a failure timeout."""
+    def failed_members(self) -> tuple[list[str], list[str]]:
+        """In-sync members that failed: (silent for longer than a failure timeout, whose
+        daemon answers that it does not serve them)."""
         cfg = self.cfg
         now = time.monotonic()
-        return [
-            b
-            for b in cfg.in_sync()
-            if b != self.name and now - self.last_heard.get(b, now) > cfg.failure_timeout
-        ]
+        others = [b for b in cfg.in_sync() if b != self.name]
+        silent = [b for b in others if now - self.last_heard.get(b, now) > cfg.failure_timeout]
+        return silent, [b for b in others if b in self.not_served and b not in silent]
 
     def take_changes(self, member: str) -> set[bytes] | None:
         """The change index of `member`, emptied (None: it cannot tell, crawl fully)."""
@@ -570,7 +585,15 @@ class Replica:
                     ok = not r.err and got.err == rep.err
                     if ok and fwd.method == "Write":
                         ok = got.written == rep.written
-                    if not ok:
+                    if r.err in NOT_SERVED:
+                        log.warning(
+                            "member not served brick=%s member=%s op=%s err=%s",
+                            self.name,
+                            b,
+                            fwd.method,
+                            r.err,
+                        )
+                    elif not ok:
                         log.warning(
                             "member diverged brick=%s member=%s op=%s err=%s",
                             self.name,
@@ -707,8 +730,9 @@ def _log_release(brick: str, member: str, fut: Any) -> None:
 class LeaseWorker:
     """One per brick daemon: asks the members of every replica set this node is primary
     of for leases (one Heartbeat per peer daemon), and has members that stay silent
-    for a failure timeout removed from in_sync, so reads do not wait for a write to
-    find out. `run_once()` is one round (tests call it)."""
+    for a failure timeout, or whose daemon answers that it does not serve them, removed
+    from in_sync, so reads do not wait for a write to find out. `run_once()` is one
+    round (tests call it)."""
 
     def __init__(self, replicas: dict[str, Replica], tick: float = 0.25) -> None:
         self.replicas = replicas
@@ -753,11 +777,11 @@ class LeaseWorker:
             for (rep, ask), code in zip(items, codes, strict=False):
                 rep.lease_result(ask.brick, sent, code)
         for rep in reps:
-            silent = rep.silent_members()
-            if silent and rep.cfg.primary == rep.name:
-                self._drop(rep, silent)
+            silent, not_served = rep.failed_members()
+            if (silent or not_served) and rep.cfg.primary == rep.name:
+                self._drop(rep, silent, not_served)
 
-    def _drop(self, rep: Replica, silent: list[str]) -> None:
+    def _drop(self, rep: Replica, silent: list[str], not_served: list[str]) -> None:
         with self._mu:
             if rep.name in self._dropping:
                 return
@@ -765,8 +789,13 @@ class LeaseWorker:
 
         def run() -> None:
             try:
-                log.warning("members silent brick=%s members=%s", rep.name, ",".join(silent))
-                rep.drop_members(rep.cfg, silent)
+                log.warning(
+                    "members failed brick=%s silent=%s not_served=%s",
+                    rep.name,
+                    ",".join(silent),
+                    ",".join(not_served),
+                )
+                rep.drop_members(rep.cfg, silent + not_served)
             finally:
                 with self._mu:
                     self._dropping.discard(rep.name)

@@ -14,7 +14,8 @@ import grpc
 
 from gfs import __version__
 from gfs.brick import heal, locks
-from gfs.brick.replica import Replica
+from gfs.brick.replica import NOT_PRIMARY, Replica
+from gfs.brick.sessions import Sessions
 from gfs.brick.store import ROOT_GFID, Attr, Brick
 from gfs.proto import brick_pb2 as pb
 from gfs.rpc.channel import MAX_CHUNK
@@ -59,7 +60,7 @@ def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
         def local(self: BrickService, req: Any, ctx: Any) -> Any:
             brick = self.bricks.get(req.brick)
             if brick is None:
-                return reply(err=errno.ENODEV)
+                return reply(err=self.missing(req.brick))
             try:
                 with brick.in_use():
                     return fn(self, brick, req, ctx)
@@ -77,7 +78,13 @@ def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
             rep = self.replicas.get(req.brick)
             # Ping and Statfs carry no file data: any member answers them (mounts, gfsd's
             # capacity probes), whatever its role.
-            if rep is None or fn.__name__ in ("Ping", "Statfs"):
+            if fn.__name__ in ("Ping", "Statfs"):
+                return local(self, req, ctx)
+            if rep is None:
+                if req.brick in self.unconfigured:
+                    # Served again before gfsd configured it: a mount that still knows
+                    # it as primary must not write past the replication rules.
+                    return reply(err=NOT_PRIMARY)
                 return local(self, req, ctx)
             return rep.client_call(fn.__name__, req, ctx, lambda r: local(self, r, ctx), reply)
 
@@ -104,7 +111,7 @@ def heal_rpc(
             else:
                 b = self.bricks.get(req.brick)
             if b is None:
-                return reply(err=errno.ENODEV)
+                return reply(err=self.missing(req.brick))
             try:
                 return fn(self, b, req)
             except OSError as e:
@@ -124,16 +131,37 @@ class BrickService:
         self.bricks = dict(bricks)
         self.locks = {name: locks.LockTable() for name in bricks}
         self.replicas: dict[str, Replica] = {}
+        self.sessions = Sessions()
+        #: names gfsd stopped (their volume was stopped or deleted): clients that still
+        #: use one get ESHUTDOWN, one clear answer, rather than ENODEV
+        self.stopped: set[str] = set()
+        #: replicated bricks served but not configured yet (volume start, heal, replace)
+        self.unconfigured: set[str] = set()
 
-    def add(self, brick: Brick) -> None:
+    def add(self, brick: Brick, replicated: bool = False) -> None:
+        """`replicated`: a replica set's brick, which serves no client until configured."""
         self.locks[brick.name] = locks.LockTable()
+        if replicated:
+            self.unconfigured.add(brick.name)
         self.bricks[brick.name] = brick
+        self.stopped.discard(brick.name)
 
-    def remove(self, name: str) -> Brick | None:
+    def configured(self, name: str, rep: Replica) -> None:
+        self.replicas[name] = rep
+        self.unconfigured.discard(name)
+
+    def remove(self, name: str, stopped: bool = False) -> Brick | None:
         brick = self.bricks.pop(name, None)
         self.locks.pop(name, None)
         self.replicas.pop(name, None)
+        self.unconfigured.discard(name)
+        if stopped:
+            self.stopped.add(name)
         return brick
+
+    def missing(self, name: str) -> int:
+        """The answer for a brick name this daemon does not serve."""
+        return errno.ESHUTDOWN if name in self.stopped else errno.ENODEV
 
     def local(self, method: str, req: Any) -> Any:
         """Apply `req` on this brick, bypassing the replication rules."""
@@ -301,7 +329,7 @@ class BrickService:
         b.getattr(req.gfid)  # ESTALE for an unknown object
         table = self.locks.get(req.brick)
         if table is None:  # the brick stopped being served meanwhile
-            return pb.LockReply(err=errno.ENODEV)
+            return pb.LockReply(err=self.missing(req.brick))
         if req.test:
             c = table.test(req.gfid, req.owner, req.type, req.start, req.length)
             if c is None:
@@ -326,7 +354,7 @@ class BrickService:
     def Forward(self, req: pb.ForwardRequest, ctx: grpc.ServicerContext) -> pb.ForwardReply:
         rep = self.replicas.get(req.brick)
         if rep is None:
-            return pb.ForwardReply(err=errno.ENODEV)
+            return pb.ForwardReply(err=self.missing(req.brick))
         try:
             return rep.on_forward(req, self.local)
         except Exception:
@@ -337,8 +365,24 @@ class BrickService:
         errs = []
         for ask in req.asks:
             rep = self.replicas.get(ask.brick)
-            errs.append(errno.ENODEV if rep is None else rep.grant(ask))
+            if rep is not None:
+                errs.append(rep.grant(ask))
+            elif ask.brick in self.bricks:  # served, not configured yet: a refusal, alive
+                errs.append(errno.EAGAIN)
+            else:  # not served: the primary counts this member as failed
+                errs.append(self.missing(ask.brick))
         return pb.HeartbeatReply(errs=errs)
+
+    def Session(self, req: pb.SessionRequest, ctx: grpc.ServicerContext) -> pb.Reply:
+        try:
+            # "ipv4:10.0.0.5:51234" -> "10.0.0.5:51234"
+            self.sessions.update(req, ctx.peer().partition(":")[2])
+        except ValueError as e:
+            log.info("bad session brick=%s error=%s", req.brick[:128], e)
+            return pb.Reply(err=errno.EINVAL)
+        if req.brick in self.unconfigured:
+            return pb.Reply(err=errno.EAGAIN)  # being started: not serving yet
+        return pb.Reply(err=0 if req.brick in self.bricks else self.missing(req.brick))
 
     @heal_rpc(pb.HealEntriesReply, writes=False)
     def HealEntries(self, b: Brick, req: pb.ReadDirRequest) -> pb.HealEntriesReply:

@@ -112,12 +112,42 @@ def start(ctx: typer.Context, name: NameArg) -> None:
     typer.echo(f"volume {vol.name} {vol.state}")
 
 
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="even while clients have it mounted (they then answer ESHUTDOWN)"),
+]
+
+
 @app.command("stop")
-def stop(ctx: typer.Context, name: NameArg) -> None:
-    """Stop a volume."""
+def stop(ctx: typer.Context, name: NameArg, force: ForceOpt = False) -> None:
+    """Stop a volume; refused while clients have it mounted, unless --force."""
     with from_ctx(ctx).client() as api:
-        vol = api.volume_stop(name)
+        vol = api.volume_stop(name, force)
     typer.echo(f"volume {vol.name} {vol.state}")
+
+
+@app.command("clients")
+def clients(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
+    """Show the mounts of a volume, as its brick daemons know them."""
+    with from_ctx(ctx).client() as api:
+        found = api.volume_clients(name)
+    if json_out:
+        print_json(found)
+        return
+    t = Table("HOST", "MOUNT POINT", "PID", "ADDRESS", "BRICKS", "LAST HEARD")
+    for c in found:
+        t.add_row(
+            escape(c.hostname),
+            escape(c.mountpoint),
+            str(c.pid),
+            escape(c.address),
+            str(len(c.bricks)),
+            f"{c.idle_seconds:.0f} s ago",
+        )
+    out = console()
+    out.print(f"Volume {name}: {len(found)} client(s)", markup=False)
+    if found:
+        out.print(t)
 
 
 @app.command("delete")
@@ -133,8 +163,9 @@ def delete(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    force: ForceOpt = False,
 ) -> None:
-    """Delete a stopped volume."""
+    """Delete a stopped volume; refused while clients still have it mounted, unless --force."""
     if not yes:
         if not sys.stdin.isatty():
             raise usage(f"refusing to delete volume {name} without confirmation: pass --yes")
@@ -143,7 +174,7 @@ def delete(
             typer.echo("aborted", err=True)
             raise typer.Exit(1)
     with from_ctx(ctx).client() as api:
-        api.volume_delete(name, delete_data)
+        api.volume_delete(name, delete_data, force)
     typer.echo(f"volume {name} deleted" + (" with its data" if delete_data else ""))
 
 
@@ -253,7 +284,7 @@ def _heal_table(hi: m.HealInfo) -> None:
             + (f"; healing: {rs.files} files, {human_bytes(rs.bytes)}" if rs.running else ""),
             markup=False,
         )
-        t = Table("BRICK", "ADDRESS", "PATH", "ROLE", "STATE", "PEER ONLINE")
+        t = Table("BRICK", "ADDRESS", "PATH", "ROLE", "STATE", "SERVED")
         for b in rs.members:
             t.add_row(
                 escape(b.brick),

@@ -36,6 +36,7 @@ from gfs.client.options import (
 )
 from gfs.client.remote import Remote, RemoteError, describe
 from gfs.client.replicated import PrimaryRemote
+from gfs.client.session import MountSession
 from gfs.tunables import reexec_with_malloc_tunables
 
 log = logging.getLogger("gfs.mount")
@@ -103,9 +104,9 @@ def setup_logging(opts: MountOptions) -> None:
     root.setLevel(opts.log_level.upper())
 
 
-async def _ping(remote: Remote) -> None:
+async def _ping(remote: Remote, session: MountSession) -> None:
     """The brick (a volume's primary) must answer before we mount: a one-line error
-    names it when it does not."""
+    names it when it does not. Then the bricks learn of the mount before it appears."""
     m = remote
     try:
         with trio.fail_after(PING_TIMEOUT + 1):
@@ -116,6 +117,7 @@ async def _ping(remote: Remote) -> None:
         raise MountError(f"cannot reach gfs-brickd at {m.address}: {describe(e.errno)}") from e
     except trio.TooSlowError as e:
         raise MountError(f"cannot reach gfs-brickd at {m.address}: timed out") from e
+    await session.announce()
 
 
 async def _watch_unmount(mountpoint: str, done: trio.CancelScope) -> None:
@@ -204,13 +206,16 @@ def run_foreground(opts: MountOptions) -> None:
     remote = (
         volume_remote(opts) if opts.volume else Remote(opts.address, opts.brick, opts.rpc_timeout)
     )
+    what = f"volume {opts.volume}" if opts.volume else f"brick {opts.brick} at {opts.address}"
+    session = MountSession(remote, what, opts.mountpoint, opts.keepalive)
     try:
-        trio.run(_ping, remote)
+        trio.run(_ping, remote, session)
         ops = Operations(
             remote,
             attr_timeout=opts.attr_timeout,
             entry_timeout=opts.entry_timeout,
             writeback=opts.writeback,
+            on_error=session.note,
         )
         fuse_opts = {
             f"fsname={opts.source}",
@@ -229,12 +234,16 @@ def run_foreground(opts: MountOptions) -> None:
         state = {"unmount": False}
 
         async def serve() -> None:
-            async with trio.open_nursery() as n:
-                n.start_soon(_watch_unmount, opts.mountpoint, n.cancel_scope)
-                n.start_soon(_watch_signals, state, n.cancel_scope)
-                n.start_soon(_after_init, ops, opts)
-                await pyfuse3.main()
-                n.cancel_scope.cancel()
+            try:
+                async with trio.open_nursery() as n:
+                    n.start_soon(_watch_unmount, opts.mountpoint, n.cancel_scope)
+                    n.start_soon(_watch_signals, state, n.cancel_scope)
+                    n.start_soon(_after_init, ops, opts)
+                    n.start_soon(session.run)
+                    await pyfuse3.main()
+                    n.cancel_scope.cancel()
+            finally:
+                await session.end()  # the bricks forget the mount now, not in 3 intervals
 
         try:
             trio.run(serve)

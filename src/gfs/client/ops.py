@@ -33,10 +33,11 @@ DOT, DOTDOT = 1, 2
 
 def fuse_errors(fn: F) -> F:
     @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+    async def wrapper(self: Operations, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await fn(*args, **kwargs)
+            return await fn(self, *args, **kwargs)
         except (RemoteError, UnknownInode) as e:
+            self.on_error(e.errno)
             raise FUSEError(e.errno) from None
 
     return cast(F, wrapper)
@@ -46,10 +47,18 @@ class Operations(pyfuse3.Operations):
     supports_dot_lookup = False
 
     def __init__(
-        self, remote: Remote, *, attr_timeout: float, entry_timeout: float, writeback: bool
+        self,
+        remote: Remote,
+        *,
+        attr_timeout: float,
+        entry_timeout: float,
+        writeback: bool,
+        on_error: Callable[[int], None] = lambda code: None,
     ) -> None:
+        """`on_error(errno)`: told of every failed request (the mount logs ESHUTDOWN once)."""
         super().__init__()
         self.remote = remote
+        self.on_error = on_error
         self.inodes = InodeTable()
         self.caps = CapabilityCache(attr_timeout)
         self.attr_timeout = attr_timeout

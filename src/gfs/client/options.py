@@ -75,6 +75,8 @@ class MountOptions:
     attr_timeout: float = 1.0
     entry_timeout: float = 1.0
     rpc_timeout: float = 30.0
+    #: seconds between the session announcements to the bricks (client/session.py)
+    keepalive: float = 10.0
     writeback: bool = False
     read_ahead_kib: int = 1024
     log_file: str | None = None
@@ -147,6 +149,10 @@ def apply_option(opts: MountOptions, item: str) -> None:
         opts.entry_timeout = _seconds(key, value, 0)
     elif key == "rpc-timeout" and eq:
         opts.rpc_timeout = _seconds(key, value, 0.1)
+    elif key == "keepalive" and eq:
+        opts.keepalive = _seconds(key, value, 0.1)
+        if opts.keepalive > 3600:
+            raise UsageError(f"option keepalive={value!r}: at most 3600 seconds")
     elif key == "writeback" and eq:
         if value not in ("on", "off"):
             raise UsageError(f"option writeback={value!r}: use on or off")

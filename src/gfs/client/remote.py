@@ -49,6 +49,11 @@ class Remote:
         self.channel = insecure_channel(address)
         self.stub = brick_pb2_grpc.BrickStub(self.channel)  # type: ignore[no-untyped-call]
 
+    @property
+    def members(self) -> list[Remote]:
+        """The bricks behind this one (a replica set's members; here just itself)."""
+        return [self]
+
     def close(self) -> None:
         self.channel.close()
 
@@ -57,9 +62,10 @@ class Remote:
             reply = await call(getattr(self.stub, name), req, timeout or self.timeout)
         except grpc.RpcError as e:
             code = status_errno(e)
-            # Ping failures are reported to the user by the caller, not logged twice.
+            # Ping failures are reported to the user by the caller, not logged twice;
+            # a session announcement to a brick that is away is simply repeated later.
             log.log(
-                logging.DEBUG if name == "Ping" else logging.WARNING,
+                logging.DEBUG if name in ("Ping", "Session") else logging.WARNING,
                 "op=%s rpc failed status=%s errno=%d",
                 name,
                 e.code() if isinstance(e, grpc.Call) else "?",
@@ -73,6 +79,12 @@ class Remote:
     async def ping(self, timeout: float) -> pb.PingReply:
         r: pb.PingReply = await self._call("Ping", pb.PingRequest(brick=self.brick), timeout)
         return r
+
+    async def session(self, req: pb.SessionRequest, end: bool, timeout: float) -> None:
+        r = pb.SessionRequest()
+        r.CopyFrom(req)
+        r.brick, r.end = self.brick, end
+        await self._call("Session", r, timeout)
 
     async def lookup(self, parent: bytes, name: bytes) -> pb.Attr:
         r = await self._call("Lookup", pb.LookupRequest(brick=self.brick, parent=parent, name=name))
@@ -232,4 +244,6 @@ def describe(code: int) -> str:
     """Words for an errno in a one-line user message."""
     if code == errno.ENODEV:
         return "no such brick on that daemon"
+    if code == errno.ESHUTDOWN:
+        return "its volume was stopped by gfsd"
     return os.strerror(code)

@@ -2,10 +2,12 @@
 with the epoch this client knows and, for mutations, a request id (client id,
 sequence number) that stays the same across retries (docs/replication.md).
 
-When the primary answers NOT_PRIMARY (EREMCHG) or cannot be reached, the client
-asks gfsd to reconcile: gfsd confirms the configuration to the bricks or promotes
-an in-sync member, and the client retries on the primary it names until the RPC
-deadline. A handle opened on a primary that is gone is opened again on the new one.
+When the primary answers NOT_PRIMARY (EREMCHG) or that it does not serve its brick
+(ENODEV), or cannot be reached, the client asks gfsd to reconcile: gfsd confirms the
+configuration to the bricks or promotes an in-sync member, and the client retries on
+the primary it names until the RPC deadline. A handle opened on a primary that is
+gone is opened again on the new one. A volume that gfsd stopped or deleted answers
+ESHUTDOWN at once (the bricks say so, and so does gfsd when asked).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NOT_PRIMARY = errno.EREMCHG
+#: gfsd's answer to reconcile for a volume that is no longer there to serve
+GONE = ("volume_not_started", "volume_not_found")
 REOPEN_DROP = os.O_CREAT | os.O_EXCL | os.O_TRUNC
 
 
@@ -118,6 +122,8 @@ class PrimaryRemote(Remote):
             try:
                 rs = await trio.to_thread.run_sync(self._reconcile, epoch)
             except ApiError as e:
+                if e.code in GONE:  # stopped or deleted: nothing to wait for
+                    raise RemoteError(errno.ESHUTDOWN, "reconcile") from e
                 log.warning("reconcile failed volume=%s epoch=%d error=%s", self.volume, epoch, e)
                 await trio.sleep(0.5)  # back off: gfsd or every member is away
                 return
@@ -134,7 +140,7 @@ class PrimaryRemote(Remote):
             try:
                 return await fn(primary)
             except RemoteError as e:
-                retry = e.errno == NOT_PRIMARY or (
+                retry = e.errno in (NOT_PRIMARY, errno.ENODEV) or (
                     isinstance(e, TransportError) and e.errno != errno.EINTR
                 )
                 if not retry:

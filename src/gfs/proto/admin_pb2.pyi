@@ -91,20 +91,24 @@ class RemoveRequest(_message.Message):
     def __init__(self, root: _Optional[str] = ..., name: _Optional[str] = ..., delete_data: _Optional[bool] = ..., volume_id: _Optional[str] = ..., brick: _Optional[str] = ..., only_if_untouched: _Optional[bool] = ...) -> None: ...
 
 class ServeRequest(_message.Message):
-    __slots__ = ("name", "path", "quota_bytes")
+    __slots__ = ("name", "path", "quota_bytes", "replicated")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REPLICATED_FIELD_NUMBER: _ClassVar[int]
     name: str
     path: str
     quota_bytes: int
-    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., quota_bytes: _Optional[int] = ...) -> None: ...
+    replicated: bool
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., quota_bytes: _Optional[int] = ..., replicated: _Optional[bool] = ...) -> None: ...
 
 class UnserveRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "stopped")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    stopped: bool
+    def __init__(self, name: _Optional[str] = ..., stopped: _Optional[bool] = ...) -> None: ...
 
 class AdminReply(_message.Message):
     __slots__ = ("err", "message")
@@ -183,3 +187,35 @@ class HealStatusReply(_message.Message):
     seconds: float
     members_out: int
     def __init__(self, err: _Optional[int] = ..., running: _Optional[bool] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., seconds: _Optional[float] = ..., members_out: _Optional[int] = ...) -> None: ...
+
+class SessionsRequest(_message.Message):
+    __slots__ = ("bricks",)
+    BRICKS_FIELD_NUMBER: _ClassVar[int]
+    bricks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, bricks: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ClientSession(_message.Message):
+    __slots__ = ("brick", "session", "hostname", "mountpoint", "pid", "peer", "idle_seconds")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    MOUNTPOINT_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    session: str
+    hostname: str
+    mountpoint: str
+    pid: int
+    peer: str
+    idle_seconds: float
+    def __init__(self, brick: _Optional[str] = ..., session: _Optional[str] = ..., hostname: _Optional[str] = ..., mountpoint: _Optional[str] = ..., pid: _Optional[int] = ..., peer: _Optional[str] = ..., idle_seconds: _Optional[float] = ...) -> None: ...
+
+class SessionsReply(_message.Message):
+    __slots__ = ("err", "sessions")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    sessions: _containers.RepeatedCompositeFieldContainer[ClientSession]
+    def __init__(self, err: _Optional[int] = ..., sessions: _Optional[_Iterable[_Union[ClientSession, _Mapping]]] = ...) -> None: ...

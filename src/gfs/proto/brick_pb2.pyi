@@ -560,3 +560,21 @@ class HealRemoveRequest(_message.Message):
     parent: bytes
     name: bytes
     def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ...) -> None: ...
+
+class SessionRequest(_message.Message):
+    __slots__ = ("brick", "session", "hostname", "mountpoint", "pid", "interval", "end")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    MOUNTPOINT_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    session: str
+    hostname: str
+    mountpoint: str
+    pid: int
+    interval: float
+    end: bool
+    def __init__(self, brick: _Optional[str] = ..., session: _Optional[str] = ..., hostname: _Optional[str] = ..., mountpoint: _Optional[str] = ..., pid: _Optional[int] = ..., interval: _Optional[float] = ..., end: _Optional[bool] = ...) -> None: ...

@@ -189,6 +189,11 @@ class BrickStub:
                 request_serializer=gfs_dot_proto_dot_brick__pb2.GfidRequest.SerializeToString,
                 response_deserializer=gfs_dot_proto_dot_brick__pb2.HealSumsReply.FromString,
                 _registered_method=True)
+        self.Session = channel.unary_unary(
+                '/gfs.brick.v1.Brick/Session',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.SessionRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.Reply.FromString,
+                _registered_method=True)
 
 
 class BrickServicer:
@@ -380,6 +385,12 @@ class BrickServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Session(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BrickServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -537,6 +548,11 @@ def add_BrickServicer_to_server(servicer, server):
                     servicer.HealSums,
                     request_deserializer=gfs_dot_proto_dot_brick__pb2.GfidRequest.FromString,
                     response_serializer=gfs_dot_proto_dot_brick__pb2.HealSumsReply.SerializeToString,
+            ),
+            'Session': grpc.unary_unary_rpc_method_handler(
+                    servicer.Session,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.SessionRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.Reply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1376,6 +1392,33 @@ class Brick:
             '/gfs.brick.v1.Brick/HealSums',
             gfs_dot_proto_dot_brick__pb2.GfidRequest.SerializeToString,
             gfs_dot_proto_dot_brick__pb2.HealSumsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Session(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/Session',
+            gfs_dot_proto_dot_brick__pb2.SessionRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.Reply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,6 +10,11 @@ from gfs.api import models as m
 from gfs_mgmt.txn.engine import get_transaction
 from gfs_mgmt.volume.service import Manager
 
+#: stop / delete a volume that clients have mounted (else 409 volume_in_use)
+ForceQuery = Annotated[
+    bool, Query(description="even while mounted: the mounts then answer ESHUTDOWN")
+]
+
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": m.ErrorBody} for code in (400, 401, 404, 409, 422, 503)
 }
@@ -52,15 +57,21 @@ def build(mgr: Manager) -> APIRouter:
         return mgr.volume_start(name)
 
     @r.post("/volumes/{name}/stop", response_model=m.Volume, tags=["volumes"])
-    def volume_stop(name: str) -> m.Volume:
-        return mgr.volume_stop(name)
+    def volume_stop(name: str, force: ForceQuery = False) -> m.Volume:
+        return mgr.volume_stop(name, force)
 
     @r.delete("/volumes/{name}", status_code=204, tags=["volumes"])
     def volume_delete(
-        name: str, delete_data: Annotated[bool, Query(description="also delete brick data")] = False
+        name: str,
+        delete_data: Annotated[bool, Query(description="also delete brick data")] = False,
+        force: ForceQuery = False,
     ) -> Response:
-        mgr.volume_delete(name, delete_data)
+        mgr.volume_delete(name, delete_data, force)
         return Response(status_code=204)
+
+    @r.get("/volumes/{name}/clients", response_model=list[m.ClientInfo], tags=["volumes"])
+    def volume_clients(name: str) -> list[m.ClientInfo]:
+        return mgr.volume_clients(name)
 
     @r.post(
         "/volumes/{name}/replica-sets/{index}/shrink",

@@ -103,10 +103,17 @@ class BrickdAdmin:
         return str(self._call("Remove", req).message)
 
     def serve(self, name: str, path: str, quota: int = 0) -> None:
-        self._call("Serve", apb.ServeRequest(name=name, path=path, quota_bytes=quota))
+        # Every brick gfsd serves belongs to a replica set and is configured next.
+        req = apb.ServeRequest(name=name, path=path, quota_bytes=quota, replicated=True)
+        self._call("Serve", req)
 
-    def unserve(self, name: str) -> None:
-        self._call("Unserve", apb.UnserveRequest(name=name))
+    def unserve(self, name: str, stopped: bool = False) -> None:
+        """`stopped`: its volume stops; mounts still using it get ESHUTDOWN."""
+        self._call("Unserve", apb.UnserveRequest(name=name, stopped=stopped))
+
+    def sessions(self, bricks: list[str]) -> list[apb.ClientSession]:
+        r = self._call("Sessions", apb.SessionsRequest(bricks=bricks))
+        return list(r.sessions)
 
     def configure(self, req: apb.ConfigureRequest) -> None:
         self._call("Configure", req)

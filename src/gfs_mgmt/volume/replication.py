@@ -7,7 +7,8 @@ set's bricks, primary first.
 - rejoin: the primary's heal worker reports a member made identical (I8);
 - reconcile: a client that cannot use the primary; gfsd confirms the configuration
   to the bricks (a restarted brick serves nothing until then), or, when the primary
-  does not answer, promotes a reachable in-sync member (I3);
+  does not answer or its daemon no longer serves it, promotes an in-sync member
+  that is served (I3);
 - options: a change of an option the bricks enforce (min-in-sync, failure timeout,
   relaxed reads) is a configuration change like the others (epoch + 1 under CAS),
   acknowledged by every in-sync brick before `volume set` returns.
@@ -380,15 +381,18 @@ class Membership:
                 return set_wire(rs)  # the caller is behind: the current layout is the answer
             primary = next((b for b in rs.bricks if b.id == rs.primary_brick_id), None)
             candidates = [
-                (b.id, b.peer.address) for b in rs.bricks if b.in_sync and b is not primary
+                (b.id, b.peer.address, b.name) for b in rs.bricks if b.in_sync and b is not primary
             ]
             primary_address = primary.peer.address if primary else ""
             configs = self._configs(v, rs)
-        if primary is not None and _answers(primary_address):
+        # A daemon that answers but no longer serves the primary's brick counts as a
+        # failed primary, like one that does not answer.
+        served = _served(primary_address) if primary is not None else None
+        if primary is not None and served is not None and primary.name in served:
             self.push(configs)  # confirm: a restarted brick waits for this
             with self.db.session() as s:
                 return set_wire(self._load(s, name, index)[1])
-        new = next((bid for bid, addr in candidates if _answers(addr)), None)
+        new = next((bid for bid, addr, b in candidates if _serves(addr, b)), None)
         if new is None:
             raise GfsError(
                 "unavailable", "no_primary", f"volume {name} set {index}: no in-sync member answers"
@@ -403,8 +407,10 @@ class Membership:
             return f"primary {old.name if old else '?'} failed; {nb.name} promoted"
 
         # A refused connection means no process serves there (a restarted one serves
-        # nothing until confirmed), so members need not wait out its read lease.
-        gone = primary is not None and _refused(primary_address)
+        # nothing until confirmed), and a daemon that does not serve the brick has
+        # dropped its replication state with it (served again, it waits for gfsd's
+        # configuration): either way members need not wait out its read lease.
+        gone = primary is not None and (served is not None or _refused(primary_address))
         return self._change(name, index, body.epoch, "primary_changed", change, gone)
 
     def replace(self, name: str, brick_id: str, new: dict[str, Any], undo: bool = False) -> None:
@@ -444,7 +450,17 @@ class Membership:
                 )
             )
 
+    def served(self, addresses: set[str]) -> dict[str, set[str] | None]:
+        """What each daemon serves (None: it does not answer), asked in parallel."""
+        order = list(addresses)
+        return dict(zip(order, self._pool.map(_served, order), strict=True))
+
     def heal_info(self, name: str) -> m.HealInfo:
+        with self.db.session() as s:
+            v = self._volume(s, name)
+            addresses = {b.peer.address for rs in v.replica_sets for b in rs.bricks}
+        # `online`: the brick is served, not just its daemon answering.
+        served = self.served(addresses)
         with self.db.session() as s:
             v = self._volume(s, name)
             opts = {o.key: o.value for o in v.options}
@@ -458,7 +474,7 @@ class Membership:
                         path=b.path,
                         state="in_sync" if b.in_sync else "out",
                         primary=b.id == rs.primary_brick_id,
-                        online=b.peer.online,
+                        online=b.name in (served.get(b.peer.address) or ()),
                     )
                     for b in rs.bricks
                 ]
@@ -485,11 +501,21 @@ class Membership:
         return m.HealInfo(volume=name, sets=sets)
 
     def heal_start(self, name: str, full: bool) -> m.HealInfo:
-        """Ask each set's primary to heal now (`full`: crawl the in-sync members too)."""
+        """Ask each set's primary to heal now (`full`: crawl the in-sync members too).
+        A brick whose daemon answers but does not serve it (stopped behind gfsd's back)
+        is served again first: the store says it belongs there, and heal can fill it."""
         with self.db.session() as s:
             v = self._volume(s, name)
             if v.state != "started":
                 raise GfsError("busy", "volume_not_started", f"volume {name} is not started")
+            bricks = [
+                (b.peer.address, b.name, b.path, v.size_bytes or 0)
+                for rs in v.replica_sets
+                for b in rs.bricks
+            ]
+        self._serve_missing(name, bricks)
+        with self.db.session() as s:
+            v = self._volume(s, name)
             targets = [
                 (b.peer.address, b.name)
                 for rs in v.replica_sets
@@ -503,6 +529,49 @@ class Membership:
             except PeerError as e:
                 raise GfsError("unavailable", "heal_failed", f"heal on {brick}: {e}") from e
         return self.heal_info(name)
+
+    def _serve_missing(self, name: str, bricks: list[tuple[str, str, str, int]]) -> None:
+        served = self.served({address for address, *_ in bricks})
+        again = []
+        for address, brick, path, quota in bricks:
+            have = served[address]
+            if have is None or brick in have:
+                continue  # served, or its daemon is away: nothing to do from here
+            try:
+                with BrickdAdmin(address) as a:
+                    a.serve(brick, path, quota)
+            except PeerError as e:
+                raise GfsError(
+                    "unavailable",
+                    "brick_not_served",
+                    f"brick {brick} is not served by {address} and cannot be served again"
+                    f" ({e}); replace it: gfs volume replace-brick {name} {brick} HOST:/PATH",
+                ) from e
+            log.warning("brick served again volume=%s brick=%s address=%s", name, brick, address)
+            again.append(brick)
+        if again:
+            with self.db.session() as s:
+                s.add(
+                    Event(
+                        kind="brick_served_again",
+                        volume=name,
+                        message=f"bricks {','.join(again)} were not served; served again",
+                    )
+                )
+            self.configure_volume(name, again)
+
+
+def _served(address: str) -> set[str] | None:
+    """The brick names the daemon at `address` serves; None when it does not answer."""
+    try:
+        with BrickdAdmin(address, timeout=PROBE_TIMEOUT) as a:
+            return {b.name for b in a.info().bricks}
+    except PeerError:
+        return None
+
+
+def _serves(address: str, brick: str) -> bool:
+    return brick in (_served(address) or ())
 
 
 class _Moved(Exception):
@@ -531,13 +600,4 @@ def _refused(address: str) -> bool:
     except ConnectionRefusedError:
         return True
     except (OSError, ValueError):
-        return False
-
-
-def _answers(address: str) -> bool:
-    try:
-        with BrickdAdmin(address, timeout=PROBE_TIMEOUT) as a:
-            a.info()
-        return True
-    except PeerError:
         return False

@@ -32,6 +32,7 @@ from gfs_mgmt.store.models import (
 )
 from gfs_mgmt.txn.engine import Engine, Registry, Result, Step
 from gfs_mgmt.volume import options as vopts
+from gfs_mgmt.volume import sessions
 from gfs_mgmt.volume.placement import Candidate, PlacementError, place
 from gfs_mgmt.volume.replication import Membership, set_wire
 
@@ -472,19 +473,37 @@ class Manager:
         self._run("volume_start", name, steps)
         return self.volume(name)
 
-    def volume_stop(self, name: str) -> m.Volume:
+    def volume_clients(self, name: str) -> list[m.ClientInfo]:
+        """The mounts of a volume, as its brick daemons know them."""
+        _, bricks = self._bricks(name)
+        return sessions.clients([(b["address"], b["name"]) for b in bricks])
+
+    def volume_stop(self, name: str, force: bool = False) -> m.Volume:
+        """Refused while mounted unless `force`; the mounts then answer ESHUTDOWN."""
         state, bricks = self._bricks(name)
         if state != "started":
             raise GfsError("busy", "volume_not_started", f"volume {name} is not started")
-        steps = [Step("unserve", b) for b in bricks]
+        if not force:
+            sessions.refuse_if_mounted(name, "stop", self.volume_clients(name))
+        # Primaries first: a primary that still serves would find its members gone
+        # and drop them from in_sync, costing a heal at the next start.
+        primaries = {
+            b.name for rs in self.volume(name).replica_sets for b in rs.bricks if b.id == rs.primary
+        }
+        bricks.sort(key=lambda b: b["name"] not in primaries)
+        steps = [Step("unserve", {**b, "stopped": True}) for b in bricks]
         steps.append(Step("db_state", {"volume": name, "state": "stopped", "was": state}))
         self._run("volume_stop", name, steps)
         return self.volume(name)
 
-    def volume_delete(self, name: str, delete_data: bool) -> None:
+    def volume_delete(self, name: str, delete_data: bool, force: bool = False) -> None:
+        """Refused while mounted (a stopped volume's mounts stay until unmounted) unless
+        `force`."""
         state, bricks = self._bricks(name)
         if state == "started":
             raise GfsError("busy", "volume_started", f"stop volume {name} before deleting it")
+        if not force:
+            sessions.refuse_if_mounted(name, "delete", self.volume_clients(name))
         steps = [Step("remove", {**b, "delete_data": delete_data}) for b in bricks]
         steps.append(Step("db_delete", {"volume": name}))
         self._run("volume_delete", name, steps)
@@ -619,7 +638,7 @@ class Manager:
 
     def _unserve(self, _: Any, p: dict[str, Any]) -> Result:
         with BrickdAdmin(p["address"]) as a:
-            a.unserve(p["name"])
+            a.unserve(p["name"], p.get("stopped", False))
         return {}
 
     def _unserve_undo(self, _: Any, p: dict[str, Any], result: Result) -> None:
