@@ -4,9 +4,10 @@ the database runs as a transaction of do/undo steps (gfs_mgmt.txn)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -70,10 +71,12 @@ class Manager:
         except PeerError as e:
             raise _peer_error(e) from e
         with self.db.session() as s:
+            if self.db.dialect == "postgresql":
+                # Names are chosen from the other peers': one peer_add at a time.
+                s.execute(text("LOCK TABLE peers IN SHARE ROW EXCLUSIVE MODE"))
             if s.scalar(select(Peer).where(Peer.node_id == info.node_id)) is not None:
                 raise GfsError("already_exists", "peer_exists", f"peer {address} is already added")
-            taken = s.scalar(select(func.count()).where(Peer.name == info.hostname))
-            name = info.hostname if not taken else address
+            name = self._peer_name(s, info.hostname, address)
             peer = Peer(
                 node_id=info.node_id,
                 name=name,
@@ -98,6 +101,29 @@ class Manager:
                 raise GfsError("already_exists", "peer_exists", f"peer {address} exists") from e
             self._event(s, "peer_added", None, f"peer {name} ({address}) added")
             return _peer_wire(peer)
+
+    def _peer_name(self, s: Session, hostname: str, address: str) -> str:
+        """A peer is named by its hostname, like in GlusterD2; peers that share a
+        hostname (several daemons on one host) are all named HOSTNAME:PORT, so that no
+        name could mean either. A peer named by the bare hostname is renamed when a
+        second one arrives; names stored by older versions stay as they are."""
+        names = set(s.scalars(select(Peer.name)))
+        if not hostname:
+            return address
+        if hostname not in names and not any(n.startswith(f"{hostname}:") for n in names):
+            return hostname
+
+        def with_port(addr: str) -> str:
+            # Two hosts with one hostname and port (containers): only the address is unique.
+            name = f"{hostname}:{addr.rpartition(':')[2]}"
+            return name if name not in names else addr
+
+        alone = s.scalar(select(Peer).where(Peer.name == hostname))
+        if alone is not None:
+            alone.name = with_port(alone.address)
+            names.add(alone.name)
+            self._event(s, "peer_renamed", None, f"peer {hostname} renamed {alone.name}")
+        return with_port(address)
 
     def peers(self) -> list[m.Peer]:
         with self.db.session() as s:
@@ -302,6 +328,7 @@ class Manager:
                     "brick_count",
                     f"{len(spec.bricks)} bricks is not a multiple of replica {spec.replica}",
                 )
+            one_replica_set(spec.name, len(spec.bricks) // spec.replica, spec.replica)
             chosen = [self._explicit(peers, text) for text in spec.bricks]
         else:
             if spec.size is None:
@@ -353,23 +380,24 @@ class Manager:
             )
         return out
 
-    def _explicit(self, peers: Any, text: str) -> tuple[Peer, str, str]:
-        host, sep, path = text.partition(":/")
-        if not sep or not host:
+    def _explicit(self, peers: Sequence[Peer], text: str) -> tuple[Peer, str, str]:
+        ref, sep, path = text.partition(":/")
+        if not sep or not ref:
             raise GfsError("invalid", "bad_brick", f"brick {text!r}: expected HOST:/PATH")
-        path = "/" + path
-        for p in peers:
-            if host in (p.name, p.address, p.address.rpartition(":")[0]):
-                root, _, folder = path.rstrip("/").rpartition("/")
-                root = root or "/"
-                if root not in {r.path for r in p.roots}:
-                    raise GfsError(
-                        "invalid",
-                        "brick_outside_roots",
-                        f"brick {text!r}: {root} is not a brick root of {p.name}",
-                    )
-                return p, root, folder
-        raise GfsError("not_found", "peer_not_found", f"brick {text!r}: no peer {host!r}")
+        p = _brick_peer(peers, ref, text)
+        root, _, folder = ("/" + path).rstrip("/").rpartition("/")
+        root = root or "/"
+        if root not in {r.path for r in p.roots}:
+            raise GfsError(
+                "invalid",
+                "brick_outside_roots",
+                f"brick {text!r}: {root} is not a brick root of {p.name}",
+            )
+        # Checked here, before any transaction: the brick daemon would refuse it anyway.
+        problem = m.brick_folder_error(folder)
+        if problem is not None:
+            raise GfsError("invalid", "bad_brick", f"brick {text!r}: {problem}")
+        return p, root, folder
 
     def _volume_row(self, s: Session, name: str) -> Volume:
         v = s.scalar(
@@ -422,6 +450,9 @@ class Manager:
             return v.state, bricks
 
     def volume_start(self, name: str) -> m.Volume:
+        with self.db.session() as s:
+            v = self._volume_row(s, name)
+            one_replica_set(name, len(v.replica_sets), v.replica_count)  # stored by older gfsd
         state, bricks = self._bricks(name)
         if state == "started":
             raise GfsError("busy", "volume_started", f"volume {name} is already started")
@@ -546,6 +577,8 @@ class Manager:
             a.provision(p["root"], p["folder"])
 
     def _unprovision(self, _: Any, p: dict[str, Any]) -> None:
+        if m.brick_folder_error(p["folder"]) is not None:
+            return  # refused by the brick, so never made (transactions of older gfsd)
         with BrickdAdmin(p["address"]) as a:
             a.remove(p["root"], p["folder"], delete_data=True)
 
@@ -640,6 +673,43 @@ class Manager:
 
     def _event(self, s: Session, kind: str, volume: str | None, message: str) -> None:
         s.add(Event(kind=kind, volume=volume, message=message))
+
+
+def _host(ref: str) -> str:
+    """The host of a peer address or name (HOST:PORT, or a bare hostname)."""
+    return ref.rpartition(":")[0] if ":" in ref else ref
+
+
+def _brick_peer(peers: Sequence[Peer], ref: str, text: str) -> Peer:
+    """The peer a brick's PEER, HOST:PORT or HOST means; HOST only when one peer runs
+    there: picking one of several would put a brick on a node the user did not mean."""
+    found = {p.id: p for p in peers if ref in (p.id, p.name, p.address)}
+    if not found:
+        found = {p.id: p for p in peers if ref in (_host(p.address), _host(p.name))}
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if not found:
+        raise GfsError("not_found", "peer_not_found", f"brick {text!r}: no peer {ref!r}")
+    names = ", ".join(sorted(f"{p.name} ({p.address})" for p in found.values()))
+    raise GfsError(
+        "invalid",
+        "ambiguous_brick_host",
+        f"brick {text!r}: {len(found)} peers run on {ref}: {names};"
+        " name one as PEER:/PATH or HOST:PORT:/PATH",
+    )
+
+
+def one_replica_set(volume: str, sets: int, replica: int) -> None:
+    """Refuse a volume of several replica sets: the mount serves one set until scale-out
+    (distribute) is built. The one place that says so: scale-out removes it."""
+    if sets > 1:
+        raise GfsError(
+            "invalid",
+            "scale_out_unsupported",
+            f"volume {volume}: {sets} replica sets ({sets * replica} bricks for replica"
+            f" {replica}): more than one replica set is not supported yet; a volume has"
+            f" exactly {replica} bricks until scale-out",
+        )
 
 
 def _peer_wire(p: Peer) -> m.Peer:
