@@ -35,6 +35,9 @@ from gfs_mgmt.volume.replication import Membership, set_wire
 
 log = logging.getLogger(__name__)
 
+#: The port gfs-brickd listens on by convention (GlusterFS's; docs/deploy.md).
+BRICKD_PORT = 24007
+
 
 def _peer_error(e: PeerError) -> GfsError:
     kind = "unavailable" if is_unreachable(e) else "invalid"
@@ -103,27 +106,15 @@ class Manager:
             return _peer_wire(peer)
 
     def _peer_name(self, s: Session, hostname: str, address: str) -> str:
-        """A peer is named by its hostname, like in GlusterD2; peers that share a
-        hostname (several daemons on one host) are all named HOSTNAME:PORT, so that no
-        name could mean either. A peer named by the bare hostname is renamed when a
-        second one arrives; names stored by older versions stay as they are."""
-        names = set(s.scalars(select(Peer.name)))
-        if not hostname:
+        """Like GlusterD2, a peer is named by its hostname when its daemon listens on
+        the standard port; any other daemon on that host is HOSTNAME:PORT. The name
+        depends only on the peer (never renamed later); a hostname that two hosts share
+        falls back to the address, the one thing that is unique."""
+        port = address.rpartition(":")[2]
+        name = hostname if port == str(BRICKD_PORT) else f"{hostname}:{port}"
+        if not hostname or s.scalar(select(Peer.id).where(Peer.name == name)) is not None:
             return address
-        if hostname not in names and not any(n.startswith(f"{hostname}:") for n in names):
-            return hostname
-
-        def with_port(addr: str) -> str:
-            # Two hosts with one hostname and port (containers): only the address is unique.
-            name = f"{hostname}:{addr.rpartition(':')[2]}"
-            return name if name not in names else addr
-
-        alone = s.scalar(select(Peer).where(Peer.name == hostname))
-        if alone is not None:
-            alone.name = with_port(alone.address)
-            names.add(alone.name)
-            self._event(s, "peer_renamed", None, f"peer {hostname} renamed {alone.name}")
-        return with_port(address)
+        return name
 
     def peers(self) -> list[m.Peer]:
         with self.db.session() as s:
