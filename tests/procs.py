@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import httpx
 
 from gfs.proto import brick_pb2, brick_pb2_grpc
 from gfs.rpc.channel import insecure_channel
@@ -176,7 +177,8 @@ class Gfsd:
         self.address = f"{host}:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30) -> Gfsd:
+    def start(self, timeout: float = 60, wait: bool = True) -> Gfsd:
+        """`wait`: until /v1/health answers."""
         args = [str(BIN / "gfsd"), "--listen", self.address, "--state-dir", str(self.state)]
         if self.db:
             args += ["--db", self.db]
@@ -184,17 +186,18 @@ class Gfsd:
             self.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
             )
-        wait_for(self._ready, timeout, f"gfsd on {self.address} (log {self.log})")
+        if wait:
+            wait_for(self._ready, timeout, f"gfsd on {self.address} (log {self.log})")
         return self
 
     def _ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"gfsd exited with {self.proc.returncode}: {self.log.read_text()}")
+        # It listens before it is ready (migrations, recovery): ask what it answers.
         try:
-            with socket.create_connection((self.host, self.port), timeout=1):
-                return True
-        except OSError:
+            return httpx.get(f"http://{self.address}/v1/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
             return False
 
     @property

@@ -14,7 +14,8 @@ The config file (TOML) takes the same settings; a flag given on the command line
 
 At first start it creates the admin bearer token and writes it to
 `<state-dir>/admin.token` (mode 0600); only its hash is kept in the database.
-Migrations are applied and unfinished transactions recovered before it serves.
+It listens first, then applies migrations and recovers unfinished transactions, then
+serves: a request made meanwhile waits for that instead of being refused.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 import uvicorn
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from gfs import tracing
 from gfs.rpc.channel import parse_address
@@ -41,13 +43,15 @@ from gfs_mgmt.api.app import create_app
 from gfs_mgmt.api.tracing import instrument
 from gfs_mgmt.metrics import add_route, build_registry
 from gfs_mgmt.peer.monitor import PeerMonitor
-from gfs_mgmt.store.db import Database, DatabaseError
+from gfs_mgmt.store.db import Database, DatabaseError, reason
 from gfs_mgmt.store.models import Token
 from gfs_mgmt.volume.service import Manager
 from gfs_mgmt.volume.webhooks import WebhookDispatcher
 
 log = logging.getLogger("gfs.gfsd")
 LEVELS = ("debug", "info", "warning", "error")
+#: Connections the kernel queues for gfsd (uvicorn's default).
+BACKLOG = 2048
 
 
 class UsageError(Exception):
@@ -60,7 +64,15 @@ def token_hash(token: str) -> str:
 
 def ensure_token(db: Database, state_dir: Path) -> str:
     """The admin token: read from the state dir, or created (file and hash) at first start."""
-    path = state_dir / "admin.token"
+    try:
+        return _ensure_token(db, state_dir / "admin.token")
+    except OSError as e:
+        raise UsageError(f"{e.filename or state_dir / 'admin.token'}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{state_dir / 'admin.token'}: not a token file ({e.reason})") from e
+
+
+def _ensure_token(db: Database, path: Path) -> str:
     with db.session() as s:
         row = s.scalar(select(Token).where(Token.name == "admin"))
         if path.exists():
@@ -181,11 +193,15 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as e:
             raise UsageError(f"state dir {ns.state_dir}: {e.strerror}") from e
         host, port = parse_address(ns.listen)
-        # Bind before anything else so a busy port is one clear line, not a late failure.
+        # Listen before anything else: a busy port is one clear line, not a late failure,
+        # and a client that connects while migrations and recovery run is answered when
+        # they are done instead of refused (the kernel queues it). /v1/health answers
+        # once gfsd serves.
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+            sock.listen(BACKLOG)
         except OSError as e:
             raise UsageError(f"cannot listen on {ns.listen}: {e.strerror}") from e
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -206,9 +222,12 @@ def main(argv: list[str] | None = None) -> None:
         add_route(app, build_registry(db))
         instrument(app)
         log.info("serving listen=%s db=%s pid=%d", ns.listen, db.dialect, os.getpid())
-        uvicorn.run(app, fd=sock.fileno(), log_level="warning", access_log=False)
+        uvicorn.run(app, fd=sock.fileno(), backlog=BACKLOG, log_level="warning", access_log=False)
     except (UsageError, DatabaseError, tracing.TracingError) as e:
         print(f"gfsd: {e}", file=sys.stderr)
+        sys.exit(2)
+    except SQLAlchemyError as e:  # the database failed after it was opened
+        print(f"gfsd: database: {reason(e)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -445,3 +445,78 @@ def test_stop_and_delete_of_a_mounted_volume(cluster: Env) -> None:
     finally:
         gfs(cluster, "volume", "stop", "busy", "--force")
         gfs(cluster, "volume", "delete", "busy", "--yes", "--force", "--delete-data")
+
+
+def test_oversized_size_is_one_line(cluster: Env) -> None:
+    huge = "9" * 400
+    for args in (["volume", "create", "big", "--size", huge], ["volume", "expand", "big", "--size", huge + "GiB"]):  # fmt: skip
+        r = gfs(cluster, *args)
+        assert r.returncode == 2 and "limit" in one_line_error(r), r.stderr
+    listing = gfs(cluster, "volume", "list", "--json")
+    assert "big" not in [v["name"] for v in json.loads(listing.stdout)]
+
+
+def test_peers_sharing_a_host_are_named_with_their_port(cluster: Env) -> None:
+    r = gfs(cluster, "peer", "list", "--json")
+    me = socket.gethostname()
+    names = {p["address"]: p["name"] for p in json.loads(r.stdout)}
+    assert names == {a: f"{me}:{a.rpartition(':')[2]}" for a in names}
+    table = gfs(cluster, "peer", "list")
+    assert all(n in table.stdout for n in names.values())
+
+
+def test_explicit_bricks_need_an_unambiguous_host(cluster: Env) -> None:
+    """Three peers on 127.0.0.1: HOST:/path is refused with the candidates; a peer name
+    (or HOST:PORT) picks one."""
+    peers = json.loads(gfs(cluster, "peer", "list", "--json").stdout)
+    roots = {d["address"]: f"{cluster.dir}/{d['name']}/root" for d in cluster.daemons[1:]}
+    bare = [f"127.0.0.1:{roots[p['address']]}/amb" for p in peers]
+    r = gfs(cluster, "volume", "create", "amb", "--replica", "3", *bare)
+    line = one_line_error(r)
+    assert r.returncode == 1 and "HOST:PORT:/PATH" in line and all(p["name"] in line for p in peers)
+    named = [f"{p['name']}:{roots[p['address']]}/amb" for p in peers]
+    r = gfs(cluster, "volume", "create", "amb", "--replica", "3", *named)
+    assert r.returncode == 0, r.stderr
+    gfs(cluster, "volume", "delete", "amb", "--yes", "--delete-data")
+
+
+def test_two_replica_sets_are_refused_at_create(cluster: Env) -> None:
+    six = [
+        f"{d['address']}:{cluster.dir}/{d['name']}/root/{f}"
+        for f in ("w0", "w1")
+        for d in cluster.daemons[1:]
+    ]
+    r = gfs(cluster, "volume", "create", "wide", "--replica", "3", *six)
+    assert r.returncode == 1
+    assert "more than one replica set is not supported yet" in one_line_error(r)
+    assert gfs(cluster, "volume", "info", "wide").returncode == 1
+
+
+def test_bad_server_replies_and_settings_are_one_line(cluster: Env, tmp_path: Path) -> None:
+    """Something that is not gfsd answering, a token no header can carry, a token
+    file that is not text: one line each."""
+    web = tmp_path / "web"
+    (web / "v1").mkdir(parents=True)
+    (web / "v1" / "peers").write_text("not json\n")
+    port = free_base(1)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+        cwd=web,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while port_free(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = gfs(cluster, "--server", f"127.0.0.1:{port}", "peer", "list")
+        assert r.returncode == 1 and "without JSON" in one_line_error(r)
+    finally:
+        server.terminate()
+        server.wait(10)
+    r = gfs(cluster, "--token", "é", "peer", "list")
+    assert r.returncode == 1 and "token" in one_line_error(r)
+    bad = tmp_path / "token"
+    bad.write_bytes(b"\xff\xfe\n")
+    r = gfs(cluster, "volume", "list", GFS_TOKEN_FILE=str(bad))
+    assert r.returncode == 1 and str(bad) in one_line_error(r)

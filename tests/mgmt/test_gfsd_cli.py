@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from gfs_mgmt.daemon import parse_args, token_hash
 from gfs_mgmt.store.db import Database
 from gfs_mgmt.store.models import Token
-from tests.procs import BIN
+from tests.procs import BIN, free_port
 
 
 @pytest.mark.parametrize(
@@ -19,6 +20,12 @@ from tests.procs import BIN
     [
         (["--listen", "nope"], "is not HOST:PORT"),
         (["--db", "mysql://x/y"], "bad database URL"),
+        (["--db", "postgresql+psycopg://gfs@[::1/gfs"], "bad database URL"),
+        (
+            ["--db", f"postgresql+psycopg://gfs:secret@127.0.0.1:{free_port()}/gfs"],
+            "Connection refused",
+        ),
+        (["--db", "sqlite:////nonexistent/dir/gfsd.db"], "cannot open database"),
         (["--peer-check-interval", "0"], "--peer-check-interval"),
     ],
 )
@@ -30,6 +37,22 @@ def test_bad_arguments(tmp_path: Path, args: list[str], text: str) -> None:
         timeout=60,
     )
     assert r.returncode == 2 and text in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "secret" not in r.stderr  # no password
+
+
+def test_database_of_a_newer_gfs_is_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    Database(url).close()
+    with sqlite3.connect(tmp_path / "newer.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0999'")
+    r = subprocess.run(
+        [str(BIN / "gfsd"), "--state-dir", str(tmp_path / "s"), "--db", url, "--listen",
+         f"127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and "newer gfs" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 

@@ -28,6 +28,9 @@ class ApiError(Exception):
 class Client:
     def __init__(self, server: str, token: str | None, timeout: float = DEFAULT_TIMEOUT) -> None:
         base = server if "://" in server else f"http://{server}"
+        if token and not (token.isascii() and token.isprintable()):
+            # HTTP headers carry ASCII only; httpx would fail with an encoding error.
+            raise ApiError("bad_token", "the token has characters a bearer token cannot have")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base = base.rstrip("/")
         self.http = httpx.Client(base_url=self.base, headers=headers, timeout=timeout)
@@ -69,7 +72,12 @@ class Client:
                     "http_error", f"gfsd answered HTTP {r.status_code}", r.status_code
                 ) from None
             raise ApiError(err.code, err.message, r.status_code)
-        return r.json() if r.content else None
+        try:
+            return r.json() if r.content else None
+        except ValueError:
+            raise ApiError(
+                "bad_reply", f"{self.base} answered HTTP {r.status_code} without JSON: is it gfsd?"
+            ) from None
 
     def _get(
         self,

@@ -6,9 +6,18 @@ from __future__ import annotations
 import re
 from datetime import UTC
 from datetime import datetime as _datetime
+from fractions import Fraction
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 
 def _utc(d: _datetime) -> str:
@@ -22,27 +31,59 @@ NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 VolumeName = Annotated[str, Field(pattern=NAME_RE, description="1-64 of A-Z a-z 0-9 _ . -")]
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "P": 1000**5}
+#: The largest size anything takes: what a signed 64-bit column or quota holds (8 EiB).
+MAX_SIZE = 2**63 - 1
+#: A size on the wire: bytes, or a number with a unit ("10GiB"); never a bool.
+Size = StrictInt | StrictStr
 
 
 def parse_size(text: str | int) -> int:
-    """'1GiB' -> 1073741824, '500M' -> 500000000, 4096 -> 4096; ValueError otherwise."""
+    """'1GiB' -> 1073741824, '500M' -> 500000000, 4096 -> 4096; ValueError otherwise.
+    Decimals are exact ('1.5KiB' -> 1536); fractions of a byte are dropped."""
+    if isinstance(text, bool) or not isinstance(text, int | str):
+        raise ValueError(f"size {text!r}: expected bytes or a string like 10GiB")
+    shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "…"
+    too_large = ValueError(f"size {shown}: larger than the limit of {MAX_SIZE} bytes (8 EiB)")
     if isinstance(text, int):
-        if text <= 0:
-            raise ValueError("size must be positive")
-        return text
-    m = _SIZE.match(text)
-    if not m:
-        raise ValueError(f"size {text!r}: expected a number with an optional unit like 10GiB")
-    unit = (m.group(2) or "").upper().removesuffix("B")
-    factor = 1024 ** " KMGTP".index(unit[0]) if unit.endswith("I") else _UNITS[unit]
-    value = int(float(m.group(1)) * factor)
+        value = text
+    else:
+        m = _SIZE.match(text)
+        if not m:
+            raise ValueError(f"size {shown!r}: expected a number with an optional unit like 10GiB")
+        if len(m.group(1)) > 40:  # never build a huge number from the input
+            raise too_large
+        unit = (m.group(2) or "").upper().removesuffix("B")
+        factor = 1024 ** " KMGTP".index(unit[0]) if unit.endswith("I") else _UNITS[unit]
+        value = int(Fraction(m.group(1)) * factor)
     if value <= 0:
         raise ValueError("size must be positive")
+    if value > MAX_SIZE:
+        raise too_large
     return value
+
+
+#: NAME_MAX: the longest file name in bytes.
+FOLDER_NAME_MAX = 255
+
+
+def brick_folder_error(name: str) -> str | None:
+    """Why `name` cannot be a brick folder (a folder directly under a brick root), or
+    None. gfs-brickd enforces it; gfsd checks it before it records any transaction."""
+    if not name or name.startswith(".") or "/" in name or "\0" in name:
+        return f"bad brick folder name {name!r}: empty, starts with '.', or has '/' or NUL"
+    if len(name.encode(errors="surrogateescape")) > FOLDER_NAME_MAX:
+        return f"brick folder name too long (more than {FOLDER_NAME_MAX} bytes)"
+    return None
 
 
 class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Request(Wire):
+    """A request body: strict types, so that `true` is no size and `"3"` no replica."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ErrorBody(Wire):
@@ -63,7 +104,7 @@ class RootInfo(Wire):
     used_bytes: int
 
 
-class PeerAdd(Wire):
+class PeerAdd(Request):
     address: str = Field(description="HOST:PORT of the peer's gfs-brickd", max_length=300)
 
 
@@ -77,20 +118,23 @@ class Peer(Wire):
     last_seen: datetime | None = None
 
 
-class VolumeCreate(Wire):
+class VolumeCreate(Request):
     name: VolumeName
     replica: int = Field(3, ge=1, le=16)
     bricks: list[str] | None = Field(
-        None, description="explicit bricks 'HOST_OR_PEER:/path', a multiple of replica"
+        None,
+        description="explicit bricks 'PEER:/path', 'HOST:PORT:/path' or 'HOST:/path' (when one"
+        " peer runs on HOST): exactly `replica` of them (one replica set)",
     )
-    size: int | str | None = Field(None, description="smart create: bytes or '10GiB'")
+    size: Size | None = Field(None, description="smart create: bytes or '10GiB'")
     zones: list[str] | None = None
     template: str | None = None
     options: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("size")
+    @field_validator("size", mode="before")
     @classmethod
-    def _size(cls, v: int | str | None) -> int | str | None:
+    def _size(cls, v: Any) -> Any:
+        # Before the type check: one clear message for `true`, 1.5 or "lots".
         if v is not None:
             parse_size(v)
         return v
@@ -178,7 +222,7 @@ class OptionInfo(Wire):
     applies: str
 
 
-class OptionsSet(Wire):
+class OptionsSet(Request):
     options: dict[str, str] = Field(min_length=1)
 
 
@@ -188,12 +232,12 @@ class Template(Wire):
     options: dict[str, str]
 
 
-class Expand(Wire):
-    size: int | str
+class Expand(Request):
+    size: Size
 
-    @field_validator("size")
+    @field_validator("size", mode="before")
     @classmethod
-    def _size(cls, v: int | str) -> int | str:
+    def _size(cls, v: Any) -> Any:
         parse_size(v)
         return v
 
@@ -206,7 +250,7 @@ class EventOut(Wire):
     message: str
 
 
-class WebhookAdd(Wire):
+class WebhookAdd(Request):
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
 
 
@@ -216,7 +260,7 @@ class WebhookOut(Wire):
     created: datetime
 
 
-class ReplicaShrink(Wire):
+class ReplicaShrink(Request):
     """A primary reports members that failed a mutation (compare-and-set on `epoch`)."""
 
     epoch: int = Field(ge=1)
@@ -224,7 +268,7 @@ class ReplicaShrink(Wire):
     reporter: str = Field(max_length=128)
 
 
-class ReplicaRejoin(Wire):
+class ReplicaRejoin(Request):
     """A primary reports a member healed and identical (compare-and-set on `epoch`)."""
 
     epoch: int = Field(ge=1)
@@ -232,7 +276,7 @@ class ReplicaRejoin(Wire):
     reporter: str = Field(max_length=128)
 
 
-class ReplicaReconcile(Wire):
+class ReplicaReconcile(Request):
     """A client that cannot use the primary of `epoch`: gfsd confirms the configuration
     to the bricks, or promotes an in-sync member when the primary is gone."""
 
@@ -264,7 +308,7 @@ class HealSet(Wire):
     seconds: float = 0.0
 
 
-class HealStart(Wire):
+class HealStart(Request):
     #: also crawl the members in sync, repairing any difference
     full: bool = False
 
@@ -274,7 +318,7 @@ class HealInfo(Wire):
     sets: list[HealSet]
 
 
-class ReplaceBrick(Wire):
+class ReplaceBrick(Request):
     old: str = Field(
         max_length=4200, description="brick name or HOST:/PATH of the brick to replace"
     )

@@ -25,10 +25,11 @@ from typing import Any
 import grpc
 
 from gfs import __version__
+from gfs.api.models import FOLDER_NAME_MAX, brick_folder_error
 from gfs.brick.heal import HealWorker
 from gfs.brick.replica import Config, Replica
 from gfs.brick.service import BrickService
-from gfs.brick.store import META, NAME_MAX, Brick
+from gfs.brick.store import META, Brick
 from gfs.proto import admin_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -154,11 +155,10 @@ class AdminService:
 
     @staticmethod
     def _name(name: str) -> str:
-        raw = name.encode(errors="surrogateescape")
-        if not name or "/" in name or "\0" in name or name in (".", "..") or name.startswith("."):
-            raise _err(errno.EINVAL, f"bad brick folder name {name!r}")
-        if len(raw) > NAME_MAX:
-            raise _err(errno.ENAMETOOLONG, "brick folder name too long")
+        problem = brick_folder_error(name)
+        if problem is not None:
+            long = len(name.encode(errors="surrogateescape")) > FOLDER_NAME_MAX
+            raise _err(errno.ENAMETOOLONG if long else errno.EINVAL, problem)
         return name
 
     def _under_root(self, path: str) -> Path:

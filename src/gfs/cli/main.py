@@ -221,4 +221,10 @@ def main() -> None:
         _fail("aborted", FAILURE)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (`gfs volume list | head -1`): nothing left to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(FAILURE)
+    except Exception as e:  # a bug: still one line, with what it was
+        _fail(f"internal error: {type(e).__name__}: {e} (a bug in gfs: please report it)", FAILURE)
     sys.exit(rv if isinstance(rv, int) else 0)

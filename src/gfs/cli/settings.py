@@ -37,6 +37,8 @@ def load_config() -> tuple[dict[str, str], Path | None]:
             continue
         except OSError as e:
             raise usage(f"config {path}: {e.strerror}") from e
+        except UnicodeDecodeError as e:
+            raise usage(f"config {path}: not UTF-8 text ({e.reason})") from e
         try:
             data: dict[str, Any] = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
@@ -67,6 +69,8 @@ class Settings:
                 f"cannot read token file {self.token_file}: {e.strerror} "
                 "(give --token, --token-file or GFS_TOKEN)"
             ) from e
+        except UnicodeDecodeError:
+            raise CliError(f"token file {self.token_file} does not hold a token") from None
         if not token:
             raise CliError(f"token file {self.token_file} is empty")
         return token

@@ -78,7 +78,10 @@ def create(
     ctx: typer.Context,
     name: NameArg,
     bricks: Annotated[
-        list[str] | None, typer.Argument(help="bricks as HOST:/path (instead of --size)")
+        list[str] | None,
+        typer.Argument(
+            help="bricks as PEER:/path, HOST:PORT:/path or HOST:/path (instead of --size)"
+        ),
     ] = None,
     replica: Annotated[int, typer.Option("--replica", min=1, max=16, help="copies")] = 3,
     size: Annotated[

@@ -11,8 +11,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -39,11 +41,15 @@ class Database:
                 cfg = alembic_config()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
-        except ArgumentError as e:
-            raise DatabaseError(f"bad database URL {url!r}: {e}") from e
-        except OperationalError as e:
-            reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-            raise DatabaseError(f"cannot open database {_safe(url)}: {reason}") from e
+        except (ArgumentError, ValueError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise DatabaseError(f"bad database URL {_safe(url)!r}: {first}") from e
+        except SQLAlchemyError as e:
+            raise DatabaseError(f"cannot open database {_safe(url)}: {reason(e)}") from e
+        except CommandError as e:  # e.g. a database migrated by a newer gfs
+            raise DatabaseError(
+                f"cannot migrate database {_safe(url)}: {e} (made by a newer gfs?)"
+            ) from e
         except ModuleNotFoundError as e:
             raise DatabaseError(f"database driver missing for {_safe(url)}: {e.name}") from e
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -69,6 +75,13 @@ class Database:
         self.engine.dispose()
 
 
+def reason(e: SQLAlchemyError) -> str:
+    """The first line of what the database driver said."""
+    orig = getattr(e, "orig", None)
+    text = str(orig if orig is not None else e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _safe(url: str) -> str:
     # Never print a password.
     head, at, tail = url.rpartition("@")
@@ -92,5 +105,9 @@ def _engine(url: str) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_engine(url, pool_size=10, max_overflow=70, pool_pre_ping=True)
+        # An unreachable server fails start-up in seconds, not after TCP's minutes.
+        args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
+        return create_engine(
+            url, pool_size=10, max_overflow=70, pool_pre_ping=True, connect_args=args
+        )
     raise ArgumentError("use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")

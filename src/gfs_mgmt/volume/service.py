@@ -6,10 +6,11 @@ from __future__ import annotations
 import errno
 import logging
 import posixpath
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -37,6 +38,9 @@ from gfs_mgmt.volume.placement import Candidate, PlacementError, place
 from gfs_mgmt.volume.replication import Membership, set_wire
 
 log = logging.getLogger(__name__)
+
+#: The port gfs-brickd listens on by convention (GlusterFS's; docs/deploy.md).
+BRICKD_PORT = 24007
 
 
 def _peer_error(e: PeerError) -> GfsError:
@@ -79,10 +83,12 @@ class Manager:
         except PeerError as e:
             raise _peer_error(e) from e
         with self.db.session() as s:
+            if self.db.dialect == "postgresql":
+                # Names are chosen from the other peers': one peer_add at a time.
+                s.execute(text("LOCK TABLE peers IN SHARE ROW EXCLUSIVE MODE"))
             if s.scalar(select(Peer).where(Peer.node_id == info.node_id)) is not None:
                 raise GfsError("already_exists", "peer_exists", f"peer {address} is already added")
-            taken = s.scalar(select(func.count()).where(Peer.name == info.hostname))
-            name = info.hostname if not taken else address
+            name = self._peer_name(s, info.hostname, address)
             peer = Peer(
                 node_id=info.node_id,
                 name=name,
@@ -107,6 +113,17 @@ class Manager:
                 raise GfsError("already_exists", "peer_exists", f"peer {address} exists") from e
             self._event(s, "peer_added", None, f"peer {name} ({address}) added")
             return _peer_wire(peer)
+
+    def _peer_name(self, s: Session, hostname: str, address: str) -> str:
+        """Like GlusterD2, a peer is named by its hostname when its daemon listens on
+        the standard port; any other daemon on that host is HOSTNAME:PORT. The name
+        depends only on the peer (never renamed later); a hostname that two hosts share
+        falls back to the address, the one thing that is unique."""
+        port = address.rpartition(":")[2]
+        name = hostname if port == str(BRICKD_PORT) else f"{hostname}:{port}"
+        if not hostname or s.scalar(select(Peer.id).where(Peer.name == name)) is not None:
+            return address
+        return name
 
     def peers(self) -> list[m.Peer]:
         with self.db.session() as s:
@@ -315,8 +332,8 @@ class Manager:
                 .where(Brick.peer_id.in_(peer_ids))
             )
         ]
-        for peer, text in wanted:
-            me = PurePosixPath(text)
+        for peer, want in wanted:
+            me = PurePosixPath(want)
             for pid, other, what in taken:
                 if pid == peer.id and (me == other or other in me.parents or me in other.parents):
                     how = "is" if me == other else "contains" if me in other.parents else "lies in"
@@ -339,6 +356,7 @@ class Manager:
                     "brick_count",
                     f"{len(spec.bricks)} bricks is not a multiple of replica {spec.replica}",
                 )
+            one_replica_set(spec.name, len(spec.bricks) // spec.replica, spec.replica)
             chosen = [self._explicit(peers, text) for text in spec.bricks]
         else:
             if spec.size is None:
@@ -394,23 +412,24 @@ class Manager:
             )
         return out
 
-    def _explicit(self, peers: Any, text: str) -> tuple[Peer, str, str]:
-        host, sep, path = text.partition(":/")
-        if not sep or not host:
+    def _explicit(self, peers: Sequence[Peer], text: str) -> tuple[Peer, str, str]:
+        ref, sep, path = text.partition(":/")
+        if not sep or not ref:
             raise GfsError("invalid", "bad_brick", f"brick {text!r}: expected HOST:/PATH")
-        path = posixpath.normpath("/" + path)
-        for p in peers:
-            if host in (p.name, p.address, p.address.rpartition(":")[0]):
-                root, _, folder = path.rstrip("/").rpartition("/")
-                root = root or "/"
-                if root not in {r.path for r in p.roots}:
-                    raise GfsError(
-                        "invalid",
-                        "brick_outside_roots",
-                        f"brick {text!r}: {root} is not a brick root of {p.name}",
-                    )
-                return p, root, folder
-        raise GfsError("not_found", "peer_not_found", f"brick {text!r}: no peer {host!r}")
+        p = _brick_peer(peers, ref, text)
+        root, _, folder = posixpath.normpath("/" + path).rstrip("/").rpartition("/")
+        root = root or "/"
+        if root not in {r.path for r in p.roots}:
+            raise GfsError(
+                "invalid",
+                "brick_outside_roots",
+                f"brick {text!r}: {root} is not a brick root of {p.name}",
+            )
+        # Checked here, before any transaction: the brick daemon would refuse it anyway.
+        problem = m.brick_folder_error(folder)
+        if problem is not None:
+            raise GfsError("invalid", "bad_brick", f"brick {text!r}: {problem}")
+        return p, root, folder
 
     def _volume_row(self, s: Session, name: str) -> Volume:
         v = s.scalar(
@@ -464,6 +483,9 @@ class Manager:
             return v.state, bricks
 
     def volume_start(self, name: str) -> m.Volume:
+        with self.db.session() as s:
+            v = self._volume_row(s, name)
+            one_replica_set(name, len(v.replica_sets), v.replica_count)  # stored by older gfsd
         state, bricks = self._bricks(name)
         if state == "started":
             raise GfsError("busy", "volume_started", f"volume {name} is already started")
@@ -611,6 +633,8 @@ class Manager:
         """With a result: remove what the Provision made (the folder it created, or
         the contents of the empty folder it took). Without: only a folder holding
         nothing but this brick's marker (a refused Provision made nothing)."""
+        if m.brick_folder_error(p["folder"]) is not None:
+            return  # refused by the brick, so never made (transactions of older gfsd)
         with BrickdAdmin(p["address"]) as a:
             kept = a.remove(
                 p["root"],
@@ -755,6 +779,43 @@ class Manager:
 
     def _event(self, s: Session, kind: str, volume: str | None, message: str) -> None:
         s.add(Event(kind=kind, volume=volume, message=message))
+
+
+def _host(ref: str) -> str:
+    """The host of a peer address or name (HOST:PORT, or a bare hostname)."""
+    return ref.rpartition(":")[0] if ":" in ref else ref
+
+
+def _brick_peer(peers: Sequence[Peer], ref: str, text: str) -> Peer:
+    """The peer a brick's PEER, HOST:PORT or HOST means; HOST only when one peer runs
+    there: picking one of several would put a brick on a node the user did not mean."""
+    found = {p.id: p for p in peers if ref in (p.id, p.name, p.address)}
+    if not found:
+        found = {p.id: p for p in peers if ref in (_host(p.address), _host(p.name))}
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if not found:
+        raise GfsError("not_found", "peer_not_found", f"brick {text!r}: no peer {ref!r}")
+    names = ", ".join(sorted(f"{p.name} ({p.address})" for p in found.values()))
+    raise GfsError(
+        "invalid",
+        "ambiguous_brick_host",
+        f"brick {text!r}: {len(found)} peers run on {ref}: {names};"
+        " name one as PEER:/PATH or HOST:PORT:/PATH",
+    )
+
+
+def one_replica_set(volume: str, sets: int, replica: int) -> None:
+    """Refuse a volume of several replica sets: the mount serves one set until scale-out
+    (distribute) is built. The one place that says so: scale-out removes it."""
+    if sets > 1:
+        raise GfsError(
+            "invalid",
+            "scale_out_unsupported",
+            f"volume {volume}: {sets} replica sets ({sets * replica} bricks for replica"
+            f" {replica}): more than one replica set is not supported yet; a volume has"
+            f" exactly {replica} bricks until scale-out",
+        )
 
 
 def _peer_wire(p: Peer) -> m.Peer:
