@@ -277,8 +277,8 @@ def test_provision_refuses_folders_in_use(tmp_path: Path) -> None:
         tmp_path / "brickd.log",
         ["--root", str(outer_root), "--root", str(inner_root), "--zone", "z1"],
     )
-    d.start()
     try:
+        d.start()
         n = Node(d)
         (outer_root / "full").mkdir()
         (outer_root / "full" / "data.txt").write_text("x")

@@ -151,11 +151,14 @@ def crash_then_recover(c: Cluster, env: dict[str, str], spec: m.VolumeCreate) ->
     g.stop()
     crashing = Gfsd(g.state, g.log, g.db, env)
     crashing.port, crashing.address = g.port, g.address
-    crashing.start()
-    with pytest.raises(ApiError) as e, c.client() as api:
-        api.volume_create(spec)
-    assert e.value.code == "unreachable"
-    assert crashing.proc is not None and crashing.proc.wait(10) == -signal.SIGKILL
+    try:
+        crashing.start()
+        with pytest.raises(ApiError) as e, c.client() as api:
+            api.volume_create(spec)
+        assert e.value.code == "unreachable"
+        assert crashing.proc is not None and crashing.proc.wait(10) == -signal.SIGKILL
+    finally:
+        crashing.stop()  # when it did not die as planned
     g.start()  # recovery runs before serving
     with c.client() as api:
         assert api.volumes() == []
