@@ -186,3 +186,24 @@ def test_recovery_removes_only_its_own_marker(cluster: Cluster) -> None:
     crash_then_recover(cluster, {CRASH_UNRECORDED_ENV: "2"}, spec)
     assert mine.is_dir() and list(mine.iterdir()) == []
     assert not (cluster.roots[0] / "fresh").exists() and not (cluster.roots[2] / "f2").exists()
+
+
+def test_delete_with_data_and_a_daemon_down_deletes_nothing(cluster: Cluster) -> None:
+    """Every daemon must answer and prove ownership before the first byte goes: with
+    the last brick's daemon down, `delete --delete-data` fails and no brick lost a file;
+    once it is back the same delete finishes."""
+    with cluster.client() as api:
+        v = api.volume_create(m.VolumeCreate(name="dd", replica=3, size="10MiB"))
+        paths = [Path(b.path) for rs in v.replica_sets for b in rs.bricks]
+        for p in paths:
+            (p / "user.txt").write_text("mine\n")
+        down = cluster.roots.index(paths[-1].parent)
+        cluster.nodes[down].stop()
+        with pytest.raises(ApiError) as e:
+            api.volume_delete("dd", True)
+        assert e.value.code == "peer_error" and e.value.status == 503
+        assert all((p / "user.txt").read_text() == "mine\n" for p in paths)
+        assert api.volume("dd").state == "created"
+        cluster.nodes[down].start()
+        api.volume_delete("dd", True)
+    assert not any(p.exists() for p in paths)

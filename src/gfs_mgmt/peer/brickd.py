@@ -19,6 +19,10 @@ from gfs.rpc.tracing import traced_channel
 TIMEOUT = 10.0
 
 
+#: longest reconnect backoff of a shared channel (gfs.rpc.channel), plus a margin
+RECONNECT_WAIT = 1.5
+
+
 class PeerError(Exception):
     def __init__(self, address: str, code: int, what: str, message: str = "") -> None:
         detail = f"{os.strerror(code)}: {message}" if message else os.strerror(code)
@@ -58,8 +62,19 @@ class BrickdAdmin:
         self.close()
 
     def _call(self, name: str, req: Any) -> Any:
+        method = getattr(self.stub, name)
         try:
-            reply = getattr(self.stub, name)(req, timeout=self.timeout)
+            try:
+                reply = method(req, timeout=self.timeout)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE:  # type: ignore[attr-defined]
+                    raise
+                # A daemon that just came back finds the shared channel in its reconnect
+                # backoff (at most RECONNECT_WAIT): wait that long for it to connect, no
+                # more, so a dead peer still fails fast. Admin calls are idempotent.
+                reply = method(
+                    req, timeout=min(self.timeout, RECONNECT_WAIT), wait_for_ready=True
+                )
         except grpc.RpcError as e:
             raise PeerError(self.address, status_errno(e), name) from e
         if reply.err:

@@ -526,7 +526,11 @@ class Manager:
             raise GfsError("busy", "volume_started", f"stop volume {name} before deleting it")
         if not force:
             sessions.refuse_if_mounted(name, "delete", self.volume_clients(name))
-        steps = [Step("remove", {**b, "delete_data": delete_data}) for b in bricks]
+        # A first pass that deletes nothing: every daemon must answer and prove the
+        # folder is this volume's (its marker) before any data goes.
+        steps = [Step("remove", {**b, "delete_data": False}) for b in bricks]
+        if delete_data:
+            steps += [Step("remove", {**b, "delete_data": True}) for b in bricks]
         steps.append(Step("db_delete", {"volume": name}))
         self._run("volume_delete", name, steps)
 
