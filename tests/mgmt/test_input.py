@@ -24,6 +24,7 @@ from gfs_mgmt.store.models import Brick, ReplicaSet, Transaction, Volume
 from gfs_mgmt.txn.engine import CRASH_AFTER_ENV
 from gfs_mgmt.volume.service import BRICKD_PORT
 from tests.cluster import Cluster, local_cluster
+from tests.netns import network
 from tests.procs import BrickDaemon, Gfsd, wait_for
 
 
@@ -163,16 +164,6 @@ def have_unshare() -> bool:
     return subprocess.run([*uts_host("probe"), "true"], capture_output=True).returncode == 0
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.mark.skipif(not have_unshare(), reason="needs unshare --uts (root)")
 def test_peer_names_are_unique_and_consistent(cluster: Cluster, tmp_path: Path) -> None:
     """A peer is named by its hostname on the standard port, else HOSTNAME:PORT; the
@@ -184,43 +175,48 @@ def test_peer_names_are_unique_and_consistent(cluster: Cluster, tmp_path: Path) 
         )
     r = post(cluster, "/volumes", {"name": "h", "replica": 1, "bricks": [f"{me}:/x/y"]})
     assert r.status_code == 400 and r.json()["code"] == "ambiguous_brick_host", r.text
-    if not port_free("127.0.0.2", BRICKD_PORT):
-        pytest.skip(f"127.0.0.2:{BRICKD_PORT} is taken")
     extra: list[BrickDaemon] = []
-    try:
-        for i, host in enumerate(["127.0.0.2", "127.0.0.3"]):
-            root = tmp_path / f"lone{i}" / "root"
-            root.mkdir(parents=True)
-            d = BrickDaemon(
-                {f"lb{i}": tmp_path / f"lone{i}" / "boot"},
-                tmp_path / f"lone{i}.log",
-                ["--root", str(root), "--zone", "zl"],
-                host=host,
-                wrap=uts_host("gfs-lone"),
-            )
-            if i == 0:
-                d.port, d.address = BRICKD_PORT, f"{host}:{BRICKD_PORT}"
-            extra.append(d.start())
-        with cluster.client() as api:
-            assert api.peer_add(extra[0].address).name == "gfs-lone"
-            assert api.peer_add(extra[1].address).name == f"gfs-lone:{extra[1].port}"
-            names = [p.name for p in api.peers()]
-            assert len(set(names)) == len(names) == 5 and "gfs-lone" in names  # never renamed
-            # HOST:/path with one peer on HOST works, and so does a peer name.
-            bricks = [
-                f"127.0.0.2:{tmp_path}/lone0/root/a",
-                f"gfs-lone:{extra[1].port}:{tmp_path}/lone1/root/a",
-                bricks_of(cluster, "a")[0],
-            ]
-            v = api.volume_create(m.VolumeCreate(name="lone", replica=3, bricks=bricks))
-            assert {b.peer_name for b in v.replica_sets[0].bricks} >= {
-                "gfs-lone",
-                f"gfs-lone:{extra[1].port}",
-            }
-            assert (tmp_path / "lone1" / "root" / "a").is_dir()
-    finally:
-        for d in extra:
-            d.stop()
+    # Two hosts of their own (network namespaces), both with the hostname gfs-lone:
+    # the standard port is free there whatever runs on this machine.
+    with network(2, prefix="10.231.47") as net:
+        try:
+            for i in range(2):
+                root = tmp_path / f"lone{i}" / "root"
+                root.mkdir(parents=True)
+                d = BrickDaemon(
+                    {f"lb{i}": tmp_path / f"lone{i}" / "boot"},
+                    tmp_path / f"lone{i}.log",
+                    ["--root", str(root), "--zone", "zl"],
+                    host=net.node_ip(i),
+                    wrap=net.wrap(i) + uts_host("gfs-lone"),
+                )
+                if i == 0:
+                    d.port, d.address = BRICKD_PORT, f"{net.node_ip(i)}:{BRICKD_PORT}"
+                extra.append(d.start())
+            check_lone_peers(cluster, tmp_path, extra)
+        finally:
+            for d in extra:
+                d.stop()
+
+
+def check_lone_peers(cluster: Cluster, tmp_path: Path, extra: list[BrickDaemon]) -> None:
+    with cluster.client() as api:
+        assert api.peer_add(extra[0].address).name == "gfs-lone"
+        assert api.peer_add(extra[1].address).name == f"gfs-lone:{extra[1].port}"
+        names = [p.name for p in api.peers()]
+        assert len(set(names)) == len(names) == 5 and "gfs-lone" in names  # never renamed
+        # HOST:/path with one peer on HOST works, and so does a peer name.
+        bricks = [
+            f"{extra[0].address.rpartition(':')[0]}:{tmp_path}/lone0/root/a",
+            f"gfs-lone:{extra[1].port}:{tmp_path}/lone1/root/a",
+            bricks_of(cluster, "a")[0],
+        ]
+        v = api.volume_create(m.VolumeCreate(name="lone", replica=3, bricks=bricks))
+        assert {b.peer_name for b in v.replica_sets[0].bricks} >= {
+            "gfs-lone",
+            f"gfs-lone:{extra[1].port}",
+        }
+        assert (tmp_path / "lone1" / "root" / "a").is_dir()
 
 
 BAD_FOLDERS = [".hidden", "x" * 300, "..", "a\0b"]
