@@ -90,6 +90,7 @@ def fio(ctx: Ctx, name: str, path: Path, args: list[str]) -> dict[str, Any]:
         "--iodepth=1",
         "--numjobs=1",
         "--fallocate=none",
+        "--verify_state_save=0",  # no state files left in the working directory
         f"--runtime={runtime}",
         "--output-format=json",
         *args,
