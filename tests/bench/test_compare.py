@@ -181,6 +181,8 @@ def test_ctrl_c_stops_and_unmounts_everything(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # as a terminal gives it, even when this test runs where SIGINT is ignored (nohup)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = []
     try:
