@@ -9,8 +9,9 @@ extras=""
 pkgs=(libfuse3-dev fuse3 pkg-config attr acl)
 # the tests run a throwaway PostgreSQL next to SQLite and a real Prometheus (and promtool)
 # against grafana/; the deployment test runs sshd in network namespaces (iproute2) with
-# what the playbook installs already there (it runs offline), and CI validates the Vagrantfile
-[ -n "$extras" ] && pkgs+=(postgresql prometheus openssh-server openssh-client iproute2 python3-venv python3-apt python3-dev gcc vagrant)
+# what the playbook installs already there (it runs offline), and CI validates the Vagrantfile;
+# the smoke run of bench/compare drives fio and a GlusterFS replica-3 volume
+[ -n "$extras" ] && pkgs+=(postgresql prometheus openssh-server openssh-client iproute2 python3-venv python3-apt python3-dev gcc vagrant fio glusterfs-server glusterfs-client)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
