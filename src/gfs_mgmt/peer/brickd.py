@@ -72,9 +72,7 @@ class BrickdAdmin:
                 # A daemon that just came back finds the shared channel in its reconnect
                 # backoff (at most RECONNECT_WAIT): wait that long for it to connect, no
                 # more, so a dead peer still fails fast. Admin calls are idempotent.
-                reply = method(
-                    req, timeout=min(self.timeout, RECONNECT_WAIT), wait_for_ready=True
-                )
+                reply = method(req, timeout=min(self.timeout, RECONNECT_WAIT), wait_for_ready=True)
         except grpc.RpcError as e:
             raise PeerError(self.address, status_errno(e), name) from e
         if reply.err:
