@@ -1,8 +1,11 @@
 """Compare two ways of calling gRPC from trio: the future bridge vs a thread pool.
 
 An echo server (sync grpc.server, its own process) returns the payload it gets.
-For each payload size and concurrency, `future` uses gfs.rpc.bridge.call and
-`thread` runs the blocking call in trio.to_thread with a large limiter.
+For each payload size and concurrency, `future` uses gfs.rpc.bridge.call,
+`held` does the same while one long-lived streaming call stays open on the
+channel (grpcio then keeps the channel's polling thread instead of starting one
+for a call on an idle channel), and `thread` runs the blocking call in
+trio.to_thread with a large limiter.
 
     python bench/bridge.py [--seconds 3] [--out bench/results/bridge.json]
 """
@@ -13,6 +16,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,11 +28,24 @@ from gfs.rpc.bridge import call
 from gfs.rpc.channel import OPTIONS, SERVER_OPTIONS
 
 METHOD = "/bench.Echo/Echo"
+HOLD = "/bench.Echo/Hold"
+
+
+def hold(req: bytes, ctx: Any) -> Any:
+    """A server-streaming call that sends nothing until the client cancels it."""
+    done = threading.Event()
+    ctx.add_callback(done.set)
+    done.wait()
+    return iter(())
 
 
 def serve(port_q: Any) -> None:
     handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)}
+        "bench.Echo",
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req),
+            "Hold": grpc.unary_stream_rpc_method_handler(hold),
+        },
     )
     server = grpc.server(ThreadPoolExecutor(32), options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers((handler,))
@@ -49,7 +66,7 @@ async def run(
         nonlocal count
         while time.monotonic() < deadline:
             t0 = time.perf_counter()
-            if mode == "future":
+            if mode in ("future", "held"):
                 out = await call(method, payload, timeout=30)
             else:
                 out = await trio.to_thread.run_sync(
@@ -89,8 +106,13 @@ def main() -> None:
         for size in (4096, 1 << 20):
             payload = os.urandom(size)
             for conc in (1, 16, 100):
-                for mode in ("future", "thread"):
-                    r = trio.run(run, mode, method, payload, conc, args.seconds)
+                for mode in ("future", "held", "thread"):
+                    held = channel.unary_stream(HOLD)(b"") if mode == "held" else None
+                    try:
+                        r = trio.run(run, mode, method, payload, conc, args.seconds)
+                    finally:
+                        if held is not None:
+                            held.cancel()
                     row = {"mode": mode, "size": size, "concurrency": conc, **r}
                     results.append(row)
                     print(

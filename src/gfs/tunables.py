@@ -6,7 +6,7 @@ import os
 import sys
 
 # Large gRPC payloads are dominated by first-touch memory: keeping big buffers
-# off mmap and untrimmed roughly doubled 1 MiB throughput here (DESIGN.md).
+# off mmap and untrimmed roughly doubled 1 MiB throughput here (bench/bridge.py).
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=1073741824"
 
 

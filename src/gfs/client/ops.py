@@ -160,7 +160,7 @@ class Operations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
         **kw: Any,
     ) -> tuple[pb.Attr, int]:
-        # The client picks the GFID so a retried create is idempotent (DESIGN rule 1).
+        # The client picks the GFID so a retried create (after a failover) is idempotent.
         return await self.remote.make_node(
             self._g(parent), name, uuid.uuid4().bytes, kind, mode, ctx.uid, ctx.gid, **kw
         )

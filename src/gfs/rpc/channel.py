@@ -6,7 +6,7 @@ import threading
 
 import grpc
 
-#: Largest data chunk a Read/Write carries (DESIGN: chunks <= 1 MiB).
+#: Largest data chunk a Read/Write carries (larger reads and writes are split).
 MAX_CHUNK = 1 << 20
 #: Message limit: one chunk plus headroom for the envelope and readdir batches.
 MAX_MESSAGE = 8 << 20
