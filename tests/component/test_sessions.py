@@ -54,7 +54,10 @@ def node(tmp_path: Path) -> Iterator[tuple[Node, Path]]:
     try:
         n = Node(d)
         for name in ("v-b0", "v-b1"):
-            path = n.admin.Provision(apb.ProvisionRequest(root=str(root), name=name), timeout=10)
+            req = apb.ProvisionRequest(
+                root=str(root), name=name, volume_id="vid", volume="v", brick=name
+            )
+            path = n.admin.Provision(req, timeout=10)
             assert n.admin.Serve(apb.ServeRequest(name=name, path=path.path), timeout=10).err == 0
         yield n, root
     finally:
