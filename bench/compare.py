@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import gluster as gl  # noqa: E402
-from tests.procs import Mount, is_mounted  # noqa: E402
+from tests.procs import Mount, is_mounted, unmount  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TIMES, NONE = "\u00d7", "\u2013"  # multiplication sign, en dash
@@ -242,10 +242,7 @@ class PassthroughMount:
         return self
 
     def stop(self) -> None:
-        if is_mounted(self.mountpoint):
-            r = subprocess.run(["fusermount3", "-u", str(self.mountpoint)], capture_output=True)
-            if r.returncode != 0:
-                subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], capture_output=True)
+        unmount(self.mountpoint)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -53,6 +53,14 @@ def is_mounted(path: Path) -> bool:
         return any(line.split()[4] == target for line in f)
 
 
+def unmount(mountpoint: Path) -> None:
+    """Unmount a FUSE mount if mounted; lazily when it is busy."""
+    if is_mounted(mountpoint):
+        r = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True)
+        if r.returncode != 0:
+            subprocess.run(["fusermount3", "-uz", str(mountpoint)], capture_output=True)
+
+
 class BrickDaemon:
     def __init__(
         self,
@@ -137,10 +145,7 @@ class Mount:
         return self
 
     def stop(self) -> None:
-        if is_mounted(self.mountpoint):
-            r = subprocess.run(["fusermount3", "-u", str(self.mountpoint)], capture_output=True)
-            if r.returncode != 0:
-                subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], capture_output=True)
+        unmount(self.mountpoint)
         if self.proc and self.proc.poll() is None:
             try:
                 self.proc.wait(10)
