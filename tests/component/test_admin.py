@@ -194,6 +194,15 @@ def test_quota_enforced_shown_and_persisted(node: tuple[BrickDaemon, Path]) -> N
         pb.WriteRequest(brick="q", fh=f.fh, offset=MiB // 2, data=b"y" * MiB), timeout=10
     )
     assert big.err == errno.ENOSPC  # never silently past the size
+    # Blocks count, not the apparent size: a byte far past the quota allocates one block,
+    # and overwriting data already allocated needs no room.
+    far = n.brick.Write(pb.WriteRequest(brick="q", fh=f.fh, offset=8 * MiB, data=b"z"), timeout=10)
+    assert far.err == 0 and far.size == 8 * MiB + 1
+    assert statfs().bavail * s.frsize >= MiB // 2 - 8192
+    again = n.brick.Write(
+        pb.WriteRequest(brick="q", fh=f.fh, offset=0, data=b"w" * (MiB // 2)), timeout=10
+    )
+    assert again.err == 0
     assert n.brick.Release(pb.FhRequest(brick="q", fh=f.fh), timeout=10).err == 0
     assert n.brick.Unlink(pb.NameRequest(brick="q", parent=ROOT, name=b"f"), timeout=10).err == 0
     assert statfs().bavail * s.frsize == MiB  # freed blocks come back

@@ -171,6 +171,15 @@ def test_size_is_enforced_and_expand_grows_it(
         assert s.f_blocks * s.f_frsize == 300 * MiB
         with open(mnt.mountpoint / "big", "ab") as f:
             f.write(chunk * 20)  # room again
+        # Blocks count, not apparent size (like ext4 and GlusterFS quota): a sparse file
+        # past the volume's size still takes a byte, its hole is free.
+        with open(mnt.mountpoint / "sparse", "wb") as f:
+            f.seek(2 * 1024 * MiB + 1)
+            f.write(b"a")
+        assert (mnt.mountpoint / "sparse").stat().st_size == 2 * 1024 * MiB + 2
+        with open(mnt.mountpoint / "sparse", "rb") as f:
+            f.seek(2 * 1024 * MiB)
+            assert f.read() == b"\0a"
     finally:
         mnt.stop()
 

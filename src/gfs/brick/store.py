@@ -192,6 +192,34 @@ class Brick:
         if self.quota and grow > 0 and self.used + grow > self.quota:
             raise err(errno.ENOSPC)
 
+    @staticmethod
+    def _unallocated(fd: int, offset: int, length: int) -> int:
+        """Bytes of the blocks under [offset, offset+length) that hold no data yet: what
+        writing there can allocate. The quota counts blocks like ext4 and GlusterFS's
+        quota, so a hole or a sparse file far past the size costs nothing."""
+        bs = 4096
+        pos, end = offset // bs * bs, -(-(offset + length) // bs) * bs
+        st = os.fstat(fd)
+        size = -(-st.st_size // bs) * bs
+        if st.st_blocks * 512 >= size:
+            # No hole below EOF (a dense or preallocated file: SEEK_DATA would call its
+            # unwritten extents holes), so only the part past EOF can allocate.
+            return max(0, end - max(pos, size))
+        free = 0
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno != errno.ENXIO:  # ENXIO: only a hole (or EOF) from here on
+                    raise
+                return free + end - pos
+            if data > pos:
+                free += min(data, end) - pos
+            if data >= end:
+                break
+            pos = os.lseek(fd, data, os.SEEK_HOLE)
+        return free
+
     def _charge(self, before: os.stat_result, after: os.stat_result) -> None:
         if self.used >= 0:
             with self._usage_lock:
@@ -772,8 +800,8 @@ class Brick:
             n = os.write(h.fd, data) if h.append else os.pwrite(h.fd, data, offset)
             return n, os.fstat(h.fd).st_size
         before = os.fstat(h.fd)
-        end = (before.st_size if h.append else offset) + len(data)
-        self._room(end - before.st_size)
+        start = before.st_size if h.append else offset
+        self._room(self._unallocated(h.fd, start, len(data)))
         n = os.write(h.fd, data) if h.append else os.pwrite(h.fd, data, offset)
         after = os.fstat(h.fd)
         self._charge(before, after)
@@ -815,7 +843,7 @@ class Brick:
         fd = self.handle(fh).fd
         before = os.fstat(fd)
         if not mode & bsys.FALLOC_FL_PUNCH_HOLE:
-            self._room(length)
+            self._room(self._unallocated(fd, offset, length))
         bsys.fallocate(fd, mode, offset, length)
         self._charge(before, os.fstat(fd))
 
