@@ -283,8 +283,9 @@ def test_heal_writes_only_from_the_configured_primary(member: tuple[BrickDaemon,
     path = d.bricks["m"]
     attr = pb.Attr(gfid=uuid.uuid4().bytes, mode=0o100644)
     for sender in ("", "evil", "m"):
-        put = pb.HealPutRequest(brick="m", epoch=3, parent=ROOT, name=b"h", attr=attr,
-                                finish=True, sender=sender)  # fmt: skip
+        put = pb.HealPutRequest(
+            brick="m", epoch=3, parent=ROOT, name=b"h", attr=attr, sender=sender
+        )
         assert s.brick.HealPut(put, timeout=10).err == errno.EACCES
     assert not (path / "h").exists()
     put = pb.HealPutRequest(brick="m", epoch=3, parent=ROOT, name=b"h", attr=attr, sender="p")
