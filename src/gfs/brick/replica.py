@@ -552,7 +552,6 @@ class Replica:
             session=self.session,
             fh=fh,
             gfid=gfid,
-            sender=self.name,
         )
 
     def forward(
@@ -573,7 +572,7 @@ class Replica:
             for b, addr, counted in targets:
                 f = pb.ForwardRequest()
                 f.CopyFrom(fwd)
-                f.brick, f.epoch, f.req = b, cfg.epoch, reqid
+                f.brick, f.epoch, f.req, f.sender = b, cfg.epoch, reqid, self.name
                 calls.append((b, counted, brick_stub(addr).Forward.future(f, cfg.failure_timeout)))
             failed: list[str] = []
             newer = 0
@@ -640,7 +639,7 @@ class Replica:
                 continue
             f = pb.ForwardRequest()
             f.CopyFrom(fwd)
-            f.brick, f.epoch = b, cfg.epoch
+            f.brick, f.epoch, f.sender = b, cfg.epoch, self.name
             fut = brick_stub(addr).Forward.future(f, cfg.failure_timeout)
             fut.add_done_callback(lambda x, b=b: _log_release(self.name, b, x))
 
