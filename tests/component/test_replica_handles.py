@@ -75,6 +75,7 @@ def forward(
             session=session,
             fh=fh,
             gfid=gfid,
+            sender="p",
         ),
         timeout=10,
     )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import signal
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,33 @@ def test_failure_detection_reaches_the_bricks(demo: Cluster) -> None:
         assert api.heal_info("demo").sets[0].epoch == before.epoch + 2
     for b in before.bricks:
         assert brick_config(b.path)["failure_timeout"] == 2.0
+
+
+def test_privileged_nodes_off_reaches_the_bricks(demo: Cluster, tmp_path: Path) -> None:
+    """server.allow-privileged-nodes=off: not even root on a mount makes a device node."""
+    if not have_fuse():
+        pytest.fail("this test needs root, /dev/fuse and fusermount3")
+    c = demo
+    before = layout(c)
+    mnt = mount(c, tmp_path).start()
+    try:
+        os.mknod(mnt.mountpoint / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))  # default on
+        with c.client() as api:
+            api.volume_set("demo", {"server.allow-privileged-nodes": "off"})
+        for b in before.bricks:
+            assert brick_config(b.path)["deny_privileged"] is True
+        with pytest.raises(PermissionError):
+            os.mknod(mnt.mountpoint / "zero", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+        (mnt.mountpoint / "tool").write_text("#!/bin/sh\n")
+        with pytest.raises(PermissionError):
+            os.chmod(mnt.mountpoint / "tool", 0o4755)
+        assert not (mnt.mountpoint / "zero").exists()
+        with c.client() as api:
+            api.volume_reset("demo", "server.allow-privileged-nodes")
+        os.chmod(mnt.mountpoint / "tool", 0o4755)
+        assert os.stat(mnt.mountpoint / "tool").st_mode & stat.S_ISUID
+    finally:
+        mnt.stop()
 
 
 def test_a_brick_that_does_not_take_it_fails_the_call(demo: Cluster) -> None:

@@ -46,7 +46,7 @@ EXAMPLES = int(os.environ.get("GFS_PROPERTY_EXAMPLES", "4"))
 STEPS = int(os.environ.get("GFS_PROPERTY_STEPS", "10"))
 NAMES = ["va", "vb", "vc"]
 #: what a brick daemon keeps in its first root besides brick folders
-NODE_FILES = {".gfs-node.json", ".gfs-node.tmp"}
+NODE_FILES = {".gfs-node.json", ".gfs-node.json.tmp"}
 
 
 def digest(data: bytes) -> str:

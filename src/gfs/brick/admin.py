@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import threading
 import uuid
 from collections.abc import Callable
@@ -72,20 +73,59 @@ def _replica_file(brick_path: Path) -> Path:
     return brick_path / META.decode() / REPLICA_FILE
 
 
-def _save_replica(brick_path: Path, cfg: Config) -> None:
-    path = _replica_file(brick_path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cfg.to_json()))
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically, mode 0600 whatever the umask (the daemon
+    runs with umask 0 so that client files get exactly the client's mode)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # never reuse a tmp file someone else may have made
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with open(fd, "w") as f:
+        f.write(text)
     os.replace(tmp, path)
 
 
-def _load_replica(brick_path: Path) -> Config | None:
+def check_private(path: Path, folder_mode: int | None = None) -> bool:
+    """Make state file `path` (and its folder) private to this daemon's user: fix a mode
+    others could read or write, with a warning; refuse (SystemExit) a file or folder
+    another user owns or a symlink, which may have been tampered with. False when the
+    file does not exist."""
+    folder = path.parent
+    if folder_mode is not None:
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            raise SystemExit(f"gfs-brickd: {folder} is not a folder of user {os.geteuid()}")
+        if stat.S_IMODE(st.st_mode) != folder_mode:
+            log.warning("state_folder_mode_fixed path=%s mode=%o", folder, stat.S_IMODE(st.st_mode))
+            os.chmod(folder, folder_mode)
     try:
-        return Config.from_json(json.loads(_replica_file(brick_path).read_text()))
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        raise SystemExit(
+            f"gfs-brickd: refusing state file {path}: not a regular file of user {os.geteuid()}"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        log.warning("state_file_mode_fixed path=%s mode=%o", path, stat.S_IMODE(st.st_mode))
+        os.chmod(path, 0o600)
+    return True
+
+
+def _save_replica(brick_path: Path, cfg: Config) -> None:
+    write_private(_replica_file(brick_path), json.dumps(cfg.to_json()))
+
+
+def _load_replica(brick_path: Path) -> Config | None:
+    path = _replica_file(brick_path)
+    if not check_private(path, folder_mode=0o700):
+        return None
+    try:
+        return Config.from_json(json.loads(path.read_text()))
     except FileNotFoundError:
         return None
     except (ValueError, TypeError) as e:
-        raise SystemExit(f"gfs-brickd: {_replica_file(brick_path)} is damaged: {e}") from e
+        raise SystemExit(f"gfs-brickd: {path} is damaged: {e}") from e
 
 
 def _err(code: int, what: str) -> OSError:
@@ -113,6 +153,7 @@ class AdminService:
 
     def _load_state(self) -> None:
         try:
+            check_private(self._state_path())
             data = json.loads(self._state_path().read_text())
             self.node_id = str(data["node_id"])
             served = dict(data.get("served", {}))
@@ -128,6 +169,11 @@ class AdminService:
             if isinstance(entry, str):  # the first format: the path alone
                 entry = {"path": entry, "quota": 0}
             path, quota = entry["path"], int(entry.get("quota", 0))
+            why = self._outside_roots(name, path)
+            if why:
+                # Never trust the file alone: it may have been edited by someone else.
+                log.error("brick_outside_roots brick=%s path=%s: %s; not served", name, path, why)
+                continue
             try:
                 brick = Brick(name, Path(path), quota)
                 self.bricks.add(brick)
@@ -141,9 +187,22 @@ class AdminService:
                 log.error("cannot serve brick=%s path=%s error=%s", name, path, e.strerror)
 
     def _save_state(self) -> None:
-        tmp = self._state_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps({"node_id": self.node_id, "served": self._served}, indent=1))
-        os.replace(tmp, self._state_path())
+        write_private(
+            self._state_path(),
+            json.dumps({"node_id": self.node_id, "served": self._served}, indent=1),
+        )
+
+    def _outside_roots(self, name: object, path: object) -> str | None:
+        """Why a served entry of the state file may not be served (None: it may)."""
+        if not isinstance(name, str) or not name or "/" in name or not name.isprintable():
+            return "bad brick name"
+        if not isinstance(path, str):
+            return "path is not text"
+        try:
+            self._under_root(path)
+        except OSError as e:
+            return e.strerror
+        return None
 
     # -- checks ------------------------------------------------------------------------------
 
@@ -369,6 +428,7 @@ class AdminService:
             token=req.token,
             failure_timeout=req.failure_timeout,
             relaxed_reads=req.relaxed_reads,
+            deny_privileged=req.deny_privileged,
         )
         rep = self.bricks.replicas.get(req.brick)
         if rep is None:
@@ -457,9 +517,7 @@ def _owner_text(owner: dict[str, Any]) -> str:
 def _write_owner(folder: Path, owner: dict[str, Any]) -> None:
     meta = folder / META.decode()
     meta.mkdir(mode=0o700, exist_ok=True)
-    tmp = meta / (OWNER_FILE + ".tmp")
-    tmp.write_text(json.dumps(owner))
-    os.replace(tmp, meta / OWNER_FILE)
+    write_private(meta / OWNER_FILE, json.dumps(owner))
 
 
 def _untouched(folder: Path) -> bool:

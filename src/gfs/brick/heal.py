@@ -213,7 +213,13 @@ class Crawl:
 
     def _put(self, parent: bytes, name: bytes, a: Attr, **kw: Any) -> None:
         req = pb.HealPutRequest(
-            brick=self.member, epoch=self.epoch, parent=parent, name=name, attr=_attr_pb(a), **kw
+            brick=self.member,
+            epoch=self.epoch,
+            parent=parent,
+            name=name,
+            attr=_attr_pb(a),
+            sender=self.rep.name,
+            **kw,
         )
         if kw.get("finish"):
             names, values = self._xattrs(a.gfid)
@@ -286,7 +292,13 @@ class Crawl:
                 if a is None or a.gfid != ta.gfid or _kind(a.st.st_mode) != _kind(ta.mode):
                     self._rpc(
                         "HealRemove",
-                        pb.HealRemoveRequest(brick=self.member, epoch=self.epoch, parent=d, name=n),
+                        pb.HealRemoveRequest(
+                            brick=self.member,
+                            epoch=self.epoch,
+                            parent=d,
+                            name=n,
+                            sender=self.rep.name,
+                        ),
                     )
                     self.stats.removed += 1
                     del theirs[n]

@@ -191,6 +191,9 @@ def parse_args(argv: list[str]) -> Config:
 
 def setup_logging(cfg: Config) -> None:
     handler: logging.Handler
+    if cfg.log_file:
+        # Created before the umask is 0, yet say the mode: never a world-writable log.
+        os.close(os.open(cfg.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640))
     handler = logging.FileHandler(cfg.log_file) if cfg.log_file else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()

@@ -97,6 +97,8 @@ class Config:
     token: str = ""
     failure_timeout: float = 3.0
     relaxed_reads: bool = False
+    #: server.allow-privileged-nodes=off (service.BrickService.privileged_ok)
+    deny_privileged: bool = False
 
     def in_sync(self) -> list[str]:
         return [b for b, (_, st) in self.members.items() if st == "in_sync"]
@@ -570,7 +572,7 @@ class Replica:
             for b, addr, counted in targets:
                 f = pb.ForwardRequest()
                 f.CopyFrom(fwd)
-                f.brick, f.epoch, f.req = b, cfg.epoch, reqid
+                f.brick, f.epoch, f.req, f.sender = b, cfg.epoch, reqid, self.name
                 calls.append((b, counted, brick_stub(addr).Forward.future(f, cfg.failure_timeout)))
             failed: list[str] = []
             newer = 0
@@ -637,7 +639,7 @@ class Replica:
                 continue
             f = pb.ForwardRequest()
             f.CopyFrom(fwd)
-            f.brick, f.epoch = b, cfg.epoch
+            f.brick, f.epoch, f.sender = b, cfg.epoch, self.name
             fut = brick_stub(addr).Forward.future(f, cfg.failure_timeout)
             fut.add_done_callback(lambda x, b=b: _log_release(self.name, b, x))
 
@@ -674,10 +676,35 @@ class Replica:
 
     # -- forwards from the primary -----------------------------------------------------------
 
+    def sender_ok(self, op: str, epoch: int, sender: str) -> bool:
+        """Whether a forward or heal write for `epoch` claims to come from the primary
+        this member knows for it: the configured primary of its own epoch, or, for a
+        newer epoch it has not been given yet (gfsd configures the primary first), one
+        of the other members. The claim itself is only as good as the channel's
+        authentication (docs/architecture.md, "Brick hardening")."""
+        cfg = self.cfg
+        if epoch == cfg.epoch:
+            ok = sender == cfg.primary and sender != self.name
+        else:
+            ok = sender in cfg.members and sender != self.name
+        if not ok:
+            log.warning(
+                "refused op=%s brick=%s epoch=%d sender=%s primary=%s own_epoch=%d",
+                op,
+                self.name,
+                epoch,
+                sender[:128] or "-",
+                cfg.primary,
+                cfg.epoch,
+            )
+        return ok
+
     def on_forward(self, f: pb.ForwardRequest, local: Callable[[str, Any], Any]) -> pb.ForwardReply:
         cfg = self.cfg
         if f.epoch < cfg.epoch:
             return pb.ForwardReply(err=errno.ESTALE, epoch=cfg.epoch)
+        if not self.sender_ok(f.method or "Forward", f.epoch, f.sender):
+            return pb.ForwardReply(err=errno.EACCES, epoch=cfg.epoch)
         if f.req:
             hit = self.dedup.get(f.req)
             if hit is not None:

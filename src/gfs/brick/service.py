@@ -16,7 +16,7 @@ from gfs import __version__
 from gfs.brick import heal, locks
 from gfs.brick.replica import NOT_PRIMARY, Replica
 from gfs.brick.sessions import Sessions
-from gfs.brick.store import ROOT_GFID, Attr, Brick
+from gfs.brick.store import ROOT_GFID, Attr, Brick, check_name
 from gfs.proto import brick_pb2 as pb
 from gfs.rpc.channel import MAX_CHUNK
 
@@ -31,6 +31,28 @@ KINDS = {
 
 Impl = Callable[[Any, Brick, Any, Any], Any]
 Handler = Callable[[Any, Any, grpc.ServicerContext], Any]
+
+#: Request fields that name an object (16 bytes when given) and that hold one file name.
+GFID_FIELDS = ("gfid", "parent", "old_parent", "new_parent")
+NAME_FIELDS = ("name", "old_name", "new_name")
+#: Executing a file with this xattr grants capabilities, like setuid root.
+CAPABILITY_XATTR = b"security.capability"
+
+
+def check_request(req: Any) -> None:
+    """EINVAL/ENAMETOOLONG for a malformed GFID or name in any request, before the
+    store sees it (the store checks again where it uses them)."""
+    fields = req.DESCRIPTOR.fields_by_name
+    for f in GFID_FIELDS:
+        if f in fields and getattr(req, f) and len(getattr(req, f)) != 16:
+            raise OSError(errno.EINVAL, "malformed gfid")
+    if isinstance(req, pb.XattrRequest):
+        return  # its name is an attribute name, checked by the store
+    for f in NAME_FIELDS:
+        if f in fields and getattr(req, f):
+            check_name(getattr(req, f), b"")
+    if isinstance(req, pb.HealPutRequest) and req.attr.gfid and len(req.attr.gfid) != 16:
+        raise OSError(errno.EINVAL, "malformed gfid")
 
 
 def attr_pb(a: Attr) -> pb.Attr:
@@ -62,6 +84,7 @@ def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
             if brick is None:
                 return reply(err=self.missing(req.brick))
             try:
+                check_request(req)
                 with brick.in_use():
                     return fn(self, brick, req, ctx)
             except OSError as e:
@@ -107,12 +130,15 @@ def heal_rpc(
                 rep = self.replicas.get(req.brick)
                 if rep is None or req.epoch < rep.cfg.epoch:
                     return reply(err=errno.ESTALE)
+                if not rep.sender_ok(fn.__name__, req.epoch, req.sender):
+                    return reply(err=errno.EACCES)
                 b: Brick | None = rep.brick
             else:
                 b = self.bricks.get(req.brick)
             if b is None:
                 return reply(err=self.missing(req.brick))
             try:
+                check_request(req)
                 return fn(self, b, req)
             except OSError as e:
                 log.info("heal op=%s brick=%s errno=%s", fn.__name__, req.brick, e.errno)
@@ -163,6 +189,15 @@ class BrickService:
         """The answer for a brick name this daemon does not serve."""
         return errno.ESHUTDOWN if name in self.stopped else errno.ENODEV
 
+    def privileged_ok(self, brick: str, caller_uid: int | None) -> bool:
+        """May this request make a device node, a setuid/setgid-root file or a file
+        capability: only a caller that is root on its client, and only while the
+        volume option server.allow-privileged-nodes is on (the default)."""
+        rep = self.replicas.get(brick)
+        if rep is not None and rep.cfg.deny_privileged:
+            return False
+        return caller_uid == 0
+
     def local(self, method: str, req: Any) -> Any:
         """Apply `req` on this brick, bypassing the replication rules."""
         return getattr(type(self), method).local(self, req, None)
@@ -183,6 +218,7 @@ class BrickService:
 
     @rpc(pb.AttrReply)
     def SetAttr(self, b: Brick, req: pb.SetAttrRequest, ctx: Any) -> pb.AttrReply:
+        caller = req.caller_uid if req.HasField("caller_uid") else None
         a = b.setattr(
             req.gfid,
             req.fh,
@@ -192,6 +228,7 @@ class BrickService:
             req.size if req.set_size else None,
             req.atime_ns if req.set_atime else None,
             req.mtime_ns if req.set_mtime else None,
+            allow_privileged=self.privileged_ok(req.brick, caller),
         )
         return pb.AttrReply(attr=attr_pb(a))
 
@@ -212,6 +249,9 @@ class BrickService:
             req.target,
             req.open,
             req.flags,
+            # The new object's owner is the caller (the FUSE request's uid).
+            allow_privileged=self.privileged_ok(req.brick, req.uid),
+            new_gfid=True,
         )
         return pb.EntryReply(attr=attr_pb(a), fh=fh)
 
@@ -306,6 +346,11 @@ class BrickService:
 
     @rpc(pb.Reply)
     def SetXattr(self, b: Brick, req: pb.XattrRequest, ctx: Any) -> pb.Reply:
+        if req.name == CAPABILITY_XATTR and not self.privileged_ok(
+            req.brick, req.caller_uid if req.HasField("caller_uid") else None
+        ):
+            log.warning("refused capability xattr brick=%s", req.brick)
+            return pb.Reply(err=errno.EPERM)
         b.setxattr(req.gfid, req.name, req.value, req.flags)
         return pb.Reply()
 

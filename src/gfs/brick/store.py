@@ -57,6 +57,40 @@ def check_gfid(gfid: bytes) -> None:
         raise err(errno.EINVAL)
 
 
+def valid_name(name: bytes) -> bool:
+    return (
+        0 < len(name) <= NAME_MAX
+        and b"/" not in name
+        and b"\0" not in name
+        and name
+        not in (
+            b".",
+            b"..",
+        )
+    )
+
+
+def parse_dir_target(target: bytes) -> tuple[bytes | None, bytes]:
+    """(parent GFID, name) of a directory index target `../../xx/yy/<uuid>/<name>`;
+    (None, b"") when it has any other form."""
+    parts = target.split(b"/", 5)
+    if len(parts) != 6 or parts[0] != b".." or parts[1] != b".." or not valid_name(parts[5]):
+        return None, b""
+    try:
+        parent = uuid.UUID(parts[4].decode("ascii")).bytes
+    except (ValueError, UnicodeDecodeError):
+        return None, b""
+    if b"/".join(parts[2:5]) != index_rel(parent):
+        return None, b""
+    return parent, parts[5]
+
+
+def privileged_mode(perm: int, uid: int, gid: int) -> bool:
+    """A non-directory with these bits and owner runs with root's rights (setuid root
+    or setgid group 0)."""
+    return bool((perm & stat.S_ISUID and uid == 0) or (perm & stat.S_ISGID and gid == 0))
+
+
 def cookie(name: bytes) -> int:
     """A stable 63-bit position for `name` in its directory (see "Readdir offsets")."""
     h = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "little") >> 1
@@ -119,6 +153,10 @@ class Brick:
             os.mkdir(META, 0o700, dir_fd=self.root_fd)
         meta = os.open(META, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=self.root_fd)
         try:
+            mode = stat.S_IMODE(os.fstat(meta).st_mode)
+            if mode != 0o700:  # it holds the index and the replica state: private
+                log.warning("state_folder_mode_fixed brick=%s mode=%o", self.name, mode)
+                os.fchmod(meta, 0o700)
             with suppress(FileExistsError):
                 os.mkdir(b"gfid", 0o700, dir_fd=meta)
             self.index_fd = os.open(
@@ -338,14 +376,8 @@ class Brick:
         cur = gfid
         base: _DirFd | None = None
         while True:
-            try:
-                target = os.readlink(index_rel(cur), dir_fd=self.index_fd)
-            except OSError as e:
-                raise err(errno.ESTALE) from e
-            if not target.startswith(b"../../") or len(target) < 50:
-                raise err(errno.ESTALE)
-            parent = uuid.UUID(target[12:48].decode()).bytes
-            chain.append((cur, target[49:]))
+            parent, name = self._dir_entry(cur)
+            chain.append((cur, name))
             if parent == ROOT_GFID:
                 break
             base = self._cached(parent)
@@ -363,7 +395,11 @@ class Brick:
                 except OSError as e:
                     raise err(errno.ESTALE) from e
                 opened.append(fd)
-                if os.getxattr(fd, GFID_XATTR) != child:
+                try:
+                    have = os.getxattr(fd, GFID_XATTR)
+                except OSError as e:
+                    raise err(errno.ESTALE) from e
+                if have != child:
                     raise err(errno.ESTALE)
         except BaseException:
             for o in opened:
@@ -385,6 +421,30 @@ class Brick:
                 _, victim = self._dirs.popitem(last=False)
                 self._evict_locked(victim)
         return d
+
+    def _dir_entry(self, gfid: bytes) -> tuple[bytes, bytes]:
+        """(parent GFID, name) from the index entry of directory `gfid`, or ESTALE.
+
+        The entry must be a directory's own symlink (one link: a user symlink's entry is a
+        hard link with two) whose target has exactly the form `_dir_index_target` makes,
+        with one valid name: a crafted user symlink can never send the walk elsewhere."""
+        rel = index_rel(gfid)
+        try:
+            st = os.stat(rel, dir_fd=self.index_fd, follow_symlinks=False)
+            if not self._is_index_dir(st):
+                raise err(errno.ENOTDIR if st.st_nlink > 1 else errno.ESTALE)
+            target = os.readlink(rel, dir_fd=self.index_fd)
+        except OSError as e:
+            if e.errno == errno.ENOTDIR:
+                raise
+            raise err(errno.ESTALE) from e
+        parent, name = parse_dir_target(target)
+        if parent is None or parent == gfid:
+            log.warning(
+                "bad directory index entry brick=%s gfid=%s", self.name, uuid.UUID(bytes=gfid)
+            )
+            raise err(errno.ESTALE)
+        return parent, name
 
     def _release_dir(self, d: _DirFd) -> None:
         with self._cache_lock:
@@ -464,6 +524,13 @@ class Brick:
         except OSError as e:
             raise err(errno.ESTALE) from e
 
+    def _has_index(self, gfid: bytes) -> bool:
+        try:
+            os.stat(index_rel(gfid), dir_fd=self.index_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
     def _is_index_dir(self, st: os.stat_result) -> bool:
         # A directory's index entry is a symlink with one link; a user symlink in the
         # index is a hard link, so it has at least two while it has a name.
@@ -497,13 +564,28 @@ class Brick:
         size: int | None,
         atime_ns: int | None,
         mtime_ns: int | None,
+        *,
+        allow_privileged: bool = True,
     ) -> Attr:
+        """`allow_privileged`: may make a file setuid/setgid root (see make_node)."""
         check_gfid(gfid)
         h = self._handles.get(fh) if fh else None
         isdir = gfid == ROOT_GFID
         if not isdir and h is None:
             st = os.stat(index_rel(gfid), dir_fd=self.index_fd, follow_symlinks=False)
             isdir = self._is_index_dir(st)
+        if not isdir and not allow_privileged and mode is not None:
+            cur = os.fstat(h.fd) if h is not None else self._index_stat(gfid)
+            if privileged_mode(
+                mode, cur.st_uid if uid is None else uid, cur.st_gid if gid is None else gid
+            ):
+                log.warning(
+                    "refused privileged mode brick=%s gfid=%s mode=%o",
+                    self.name,
+                    uuid.UUID(bytes=gfid),
+                    mode,
+                )
+                raise err(errno.EPERM)
         if isdir:
             with self.dirfd(gfid) as fd:
                 if size is not None:
@@ -580,7 +662,13 @@ class Brick:
         target: bytes,
         open_: bool,
         flags: int,
+        *,
+        allow_privileged: bool = True,
+        new_gfid: bool = False,
     ) -> tuple[Attr, int]:
+        """`allow_privileged`: may make device nodes and setuid/setgid-root files;
+        `new_gfid`: `gfid` must not name an object of this brick already (a client's
+        create), except under this very name (a retried one)."""
         check_name(name, parent)
         check_gfid(gfid)
         if gfid == ROOT_GFID:
@@ -594,11 +682,28 @@ class Brick:
                 st = None
             if st is not None:
                 return self._existing(pfd, name, st, gfid, kind, open_, flags)
+            if new_gfid and self._has_index(gfid):
+                raise err(errno.EEXIST)  # two objects with one GFID would alias each other
             pst = os.fstat(pfd)
             # In a set-group-ID directory the kernel already gave the new object the
             # directory's group (and a subdirectory the bit); keep that group.
             own_gid = -1 if pst.st_mode & stat.S_ISGID else gid
             perm = mode & 0o7777
+            if not allow_privileged and (
+                (kind == "special" and stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK))
+                or (
+                    kind != "dir"
+                    and privileged_mode(perm, uid, pst.st_gid if own_gid == -1 else gid)
+                )
+            ):
+                log.warning(
+                    "refused privileged node brick=%s mode=%o uid=%d gid=%d",
+                    self.name,
+                    mode,
+                    uid,
+                    gid,
+                )
+                raise err(errno.EPERM)
             fh = 0
             if kind == "dir":
                 os.mkdir(name, perm, dir_fd=pfd)

@@ -140,7 +140,8 @@ class Operations(pyfuse3.Operations):
             change["atime_ns"] = attr.st_atime_ns
         if fields.update_mtime:
             change["mtime_ns"] = attr.st_mtime_ns
-        a = await self.remote.setattr(self._g(inode), fh or 0, **change)
+        # The caller's uid lets the brick tell root's chmod u+s of a root file from others'.
+        a = await self.remote.setattr(self._g(inode), fh or 0, ctx.uid, **change)
         return self._attrs(a, inode)
 
     @fuse_errors
@@ -353,7 +354,7 @@ class Operations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> None:
         self.caps.forget(inode)
-        await self.remote.setxattr(self._g(inode), name, value)
+        await self.remote.setxattr(self._g(inode), name, value, ctx.uid)
 
     @fuse_errors
     async def getxattr(

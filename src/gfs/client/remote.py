@@ -94,8 +94,12 @@ class Remote:
         r = await self._call("GetAttr", pb.GfidRequest(brick=self.brick, gfid=gfid))
         return r.attr  # type: ignore[no-any-return]
 
-    async def setattr(self, gfid: bytes, fh: int, **fields: int) -> pb.Attr:
+    async def setattr(
+        self, gfid: bytes, fh: int, caller_uid: int | None = None, **fields: int
+    ) -> pb.Attr:
         req = pb.SetAttrRequest(brick=self.brick, gfid=gfid, fh=fh)
+        if caller_uid is not None:
+            req.caller_uid = caller_uid
         for key, value in fields.items():
             setattr(req, key, value)
             setattr(req, f"set_{key.removesuffix('_ns')}", True)
@@ -223,10 +227,13 @@ class Remote:
         r: pb.StatfsReply = await self._call("Statfs", pb.StatfsRequest(brick=self.brick))
         return r
 
-    async def setxattr(self, gfid: bytes, name: bytes, value: bytes) -> None:
-        await self._call(
-            "SetXattr", pb.XattrRequest(brick=self.brick, gfid=gfid, name=name, value=value)
-        )
+    async def setxattr(
+        self, gfid: bytes, name: bytes, value: bytes, caller_uid: int | None = None
+    ) -> None:
+        req = pb.XattrRequest(brick=self.brick, gfid=gfid, name=name, value=value)
+        if caller_uid is not None:
+            req.caller_uid = caller_uid
+        await self._call("SetXattr", req)
 
     async def getxattr(self, gfid: bytes, name: bytes) -> bytes:
         r = await self._call("GetXattr", pb.XattrRequest(brick=self.brick, gfid=gfid, name=name))

@@ -217,10 +217,15 @@ class PrimaryRemote(Remote):
 
     # -- mutations ---------------------------------------------------------------------------
 
-    async def setattr(self, gfid: bytes, fh: int, **fields: int) -> pb.Attr:
+    async def setattr(
+        self, gfid: bytes, fh: int, caller_uid: int | None = None, **fields: int
+    ) -> pb.Attr:
+        def one(p: Remote, f: int) -> Awaitable[pb.Attr]:
+            return p.setattr(gfid, f, caller_uid, **fields)
+
         if fh:
-            return await self._on_fh("SetAttr", fh, lambda p, f: p.setattr(gfid, f, **fields), True)
-        return await self._run("SetAttr", lambda p: p.setattr(gfid, 0, **fields), True)
+            return await self._on_fh("SetAttr", fh, one, True)
+        return await self._run("SetAttr", lambda p: one(p, 0), True)
 
     async def make_node(
         self,
@@ -303,8 +308,10 @@ class PrimaryRemote(Remote):
     async def link(self, gfid: bytes, new_parent: bytes, new_name: bytes) -> pb.Attr:
         return await self._run("Link", lambda p: p.link(gfid, new_parent, new_name), True)
 
-    async def setxattr(self, gfid: bytes, name: bytes, value: bytes) -> None:
-        await self._run("SetXattr", lambda p: p.setxattr(gfid, name, value), True)
+    async def setxattr(
+        self, gfid: bytes, name: bytes, value: bytes, caller_uid: int | None = None
+    ) -> None:
+        await self._run("SetXattr", lambda p: p.setxattr(gfid, name, value, caller_uid), True)
 
     async def removexattr(self, gfid: bytes, name: bytes) -> None:
         await self._run("RemoveXattr", lambda p: p.removexattr(gfid, name), True)

@@ -129,7 +129,7 @@ class Member(_message.Message):
     def __init__(self, brick: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
 
 class ConfigureRequest(_message.Message):
-    __slots__ = ("brick", "volume", "set_index", "epoch", "primary", "members", "min_in_sync", "gfsd", "token", "failure_timeout", "relaxed_reads", "old_primary_gone")
+    __slots__ = ("brick", "volume", "set_index", "epoch", "primary", "members", "min_in_sync", "gfsd", "token", "failure_timeout", "relaxed_reads", "old_primary_gone", "deny_privileged")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     VOLUME_FIELD_NUMBER: _ClassVar[int]
     SET_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +142,7 @@ class ConfigureRequest(_message.Message):
     FAILURE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     RELAXED_READS_FIELD_NUMBER: _ClassVar[int]
     OLD_PRIMARY_GONE_FIELD_NUMBER: _ClassVar[int]
+    DENY_PRIVILEGED_FIELD_NUMBER: _ClassVar[int]
     brick: str
     volume: str
     set_index: int
@@ -154,7 +155,8 @@ class ConfigureRequest(_message.Message):
     failure_timeout: float
     relaxed_reads: bool
     old_primary_gone: bool
-    def __init__(self, brick: _Optional[str] = ..., volume: _Optional[str] = ..., set_index: _Optional[int] = ..., epoch: _Optional[int] = ..., primary: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., min_in_sync: _Optional[int] = ..., gfsd: _Optional[_Iterable[str]] = ..., token: _Optional[str] = ..., failure_timeout: _Optional[float] = ..., relaxed_reads: _Optional[bool] = ..., old_primary_gone: _Optional[bool] = ...) -> None: ...
+    deny_privileged: bool
+    def __init__(self, brick: _Optional[str] = ..., volume: _Optional[str] = ..., set_index: _Optional[int] = ..., epoch: _Optional[int] = ..., primary: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., min_in_sync: _Optional[int] = ..., gfsd: _Optional[_Iterable[str]] = ..., token: _Optional[str] = ..., failure_timeout: _Optional[float] = ..., relaxed_reads: _Optional[bool] = ..., old_primary_gone: _Optional[bool] = ..., deny_privileged: _Optional[bool] = ...) -> None: ...
 
 class ConfigureReply(_message.Message):
     __slots__ = ("err", "epoch")

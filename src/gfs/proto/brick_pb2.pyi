@@ -120,7 +120,7 @@ class AttrReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ...) -> None: ...
 
 class SetAttrRequest(_message.Message):
-    __slots__ = ("brick", "gfid", "fh", "set_mode", "mode", "set_uid", "uid", "set_gid", "gid", "set_size", "size", "set_atime", "atime_ns", "set_mtime", "mtime_ns")
+    __slots__ = ("brick", "gfid", "fh", "set_mode", "mode", "set_uid", "uid", "set_gid", "gid", "set_size", "size", "set_atime", "atime_ns", "set_mtime", "mtime_ns", "caller_uid")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     GFID_FIELD_NUMBER: _ClassVar[int]
     FH_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +136,7 @@ class SetAttrRequest(_message.Message):
     ATIME_NS_FIELD_NUMBER: _ClassVar[int]
     SET_MTIME_FIELD_NUMBER: _ClassVar[int]
     MTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    CALLER_UID_FIELD_NUMBER: _ClassVar[int]
     brick: str
     gfid: bytes
     fh: int
@@ -151,7 +152,8 @@ class SetAttrRequest(_message.Message):
     atime_ns: int
     set_mtime: bool
     mtime_ns: int
-    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., fh: _Optional[int] = ..., set_mode: _Optional[bool] = ..., mode: _Optional[int] = ..., set_uid: _Optional[bool] = ..., uid: _Optional[int] = ..., set_gid: _Optional[bool] = ..., gid: _Optional[int] = ..., set_size: _Optional[bool] = ..., size: _Optional[int] = ..., set_atime: _Optional[bool] = ..., atime_ns: _Optional[int] = ..., set_mtime: _Optional[bool] = ..., mtime_ns: _Optional[int] = ...) -> None: ...
+    caller_uid: int
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., fh: _Optional[int] = ..., set_mode: _Optional[bool] = ..., mode: _Optional[int] = ..., set_uid: _Optional[bool] = ..., uid: _Optional[int] = ..., set_gid: _Optional[bool] = ..., gid: _Optional[int] = ..., set_size: _Optional[bool] = ..., size: _Optional[int] = ..., set_atime: _Optional[bool] = ..., atime_ns: _Optional[int] = ..., set_mtime: _Optional[bool] = ..., mtime_ns: _Optional[int] = ..., caller_uid: _Optional[int] = ...) -> None: ...
 
 class MakeNodeRequest(_message.Message):
     __slots__ = ("brick", "parent", "name", "gfid", "kind", "mode", "rdev", "uid", "gid", "target", "open", "flags")
@@ -386,18 +388,20 @@ class StatfsReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., bsize: _Optional[int] = ..., frsize: _Optional[int] = ..., blocks: _Optional[int] = ..., bfree: _Optional[int] = ..., bavail: _Optional[int] = ..., files: _Optional[int] = ..., ffree: _Optional[int] = ..., favail: _Optional[int] = ..., namemax: _Optional[int] = ...) -> None: ...
 
 class XattrRequest(_message.Message):
-    __slots__ = ("brick", "gfid", "name", "value", "flags")
+    __slots__ = ("brick", "gfid", "name", "value", "flags", "caller_uid")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     GFID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
+    CALLER_UID_FIELD_NUMBER: _ClassVar[int]
     brick: str
     gfid: bytes
     name: bytes
     value: bytes
     flags: int
-    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., name: _Optional[bytes] = ..., value: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
+    caller_uid: int
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., name: _Optional[bytes] = ..., value: _Optional[bytes] = ..., flags: _Optional[int] = ..., caller_uid: _Optional[int] = ...) -> None: ...
 
 class XattrReply(_message.Message):
     __slots__ = ("err", "value")
@@ -452,7 +456,7 @@ class LockReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("brick", "epoch", "req", "method", "payload", "session", "fh", "gfid")
+    __slots__ = ("brick", "epoch", "req", "method", "payload", "session", "fh", "gfid", "sender")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     REQ_FIELD_NUMBER: _ClassVar[int]
@@ -461,6 +465,7 @@ class ForwardRequest(_message.Message):
     SESSION_FIELD_NUMBER: _ClassVar[int]
     FH_FIELD_NUMBER: _ClassVar[int]
     GFID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
     brick: str
     epoch: int
     req: str
@@ -469,7 +474,8 @@ class ForwardRequest(_message.Message):
     session: str
     fh: int
     gfid: bytes
-    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., req: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., session: _Optional[str] = ..., fh: _Optional[int] = ..., gfid: _Optional[bytes] = ...) -> None: ...
+    sender: str
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., req: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., session: _Optional[str] = ..., fh: _Optional[int] = ..., gfid: _Optional[bytes] = ..., sender: _Optional[str] = ...) -> None: ...
 
 class ForwardReply(_message.Message):
     __slots__ = ("err", "reply", "epoch")
@@ -514,7 +520,7 @@ class HealEntriesReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[DirEntry, _Mapping]]] = ...) -> None: ...
 
 class HealPutRequest(_message.Message):
-    __slots__ = ("brick", "epoch", "parent", "name", "attr", "target", "set_data", "offset", "data", "xattr_names", "xattr_values", "finish")
+    __slots__ = ("brick", "epoch", "parent", "name", "attr", "target", "set_data", "offset", "data", "xattr_names", "xattr_values", "finish", "sender")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
@@ -527,6 +533,7 @@ class HealPutRequest(_message.Message):
     XATTR_NAMES_FIELD_NUMBER: _ClassVar[int]
     XATTR_VALUES_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
     brick: str
     epoch: int
     parent: bytes
@@ -539,7 +546,8 @@ class HealPutRequest(_message.Message):
     xattr_names: _containers.RepeatedScalarFieldContainer[bytes]
     xattr_values: _containers.RepeatedScalarFieldContainer[bytes]
     finish: bool
-    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ..., target: _Optional[bytes] = ..., set_data: _Optional[bool] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., xattr_names: _Optional[_Iterable[bytes]] = ..., xattr_values: _Optional[_Iterable[bytes]] = ..., finish: _Optional[bool] = ...) -> None: ...
+    sender: str
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ..., target: _Optional[bytes] = ..., set_data: _Optional[bool] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., xattr_names: _Optional[_Iterable[bytes]] = ..., xattr_values: _Optional[_Iterable[bytes]] = ..., finish: _Optional[bool] = ..., sender: _Optional[str] = ...) -> None: ...
 
 class HealSumsReply(_message.Message):
     __slots__ = ("err", "sums")
@@ -550,16 +558,18 @@ class HealSumsReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., sums: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class HealRemoveRequest(_message.Message):
-    __slots__ = ("brick", "epoch", "parent", "name")
+    __slots__ = ("brick", "epoch", "parent", "name", "sender")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
     brick: str
     epoch: int
     parent: bytes
     name: bytes
-    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ...) -> None: ...
+    sender: str
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ..., sender: _Optional[str] = ...) -> None: ...
 
 class SessionRequest(_message.Message):
     __slots__ = ("brick", "session", "hostname", "mountpoint", "pid", "interval", "end")

@@ -144,6 +144,14 @@ OPTIONS: dict[str, Option] = {
             " stale data",
             LIVE,
         ),
+        Option(
+            "server.allow-privileged-nodes",
+            "bool",
+            "on",
+            "a caller that is root on its client may make device nodes, setuid/setgid-root"
+            " files and file capabilities; off: nobody may (EPERM). Non-root callers never may",
+            LIVE,
+        ),
     ]
 }
 

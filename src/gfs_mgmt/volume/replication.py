@@ -132,6 +132,7 @@ class Membership:
                 token=self.token,
                 failure_timeout=timeout,
                 relaxed_reads=opts.get("replica.relaxed-reads", "off") == "on",
+                deny_privileged=opts.get("server.allow-privileged-nodes", "on") == "off",
                 old_primary_gone=old_primary_gone,
             )
             out.append((b.peer.address, req))
