@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ from gfs.api.client import Client as ApiClient
 from gfs.brick.store import Brick
 from gfs.proto import brick_pb2 as pb
 from gfs.proto import brick_pb2_grpc
+from gfs.rpc import pool
 from gfs.rpc.channel import shared_channel
 
 log = logging.getLogger(__name__)
@@ -569,11 +571,13 @@ class Replica:
                 if b != self.name and (st == "in_sync" or b in self.healing)
             ]
             calls = []
-            for b, addr, counted in targets:
-                f = pb.ForwardRequest()
-                f.CopyFrom(fwd)
-                f.brick, f.epoch, f.req, f.sender = b, cfg.epoch, reqid, self.name
-                calls.append((b, counted, brick_stub(addr).Forward.future(f, cfg.failure_timeout)))
+            with pool.batch() as batch:  # all in flight at once
+                for b, addr, counted in targets:
+                    f = pb.ForwardRequest()
+                    f.CopyFrom(fwd)
+                    f.brick, f.epoch, f.req, f.sender = b, cfg.epoch, reqid, self.name
+                    fut = batch.start(brick_stub(addr).Forward, f, cfg.failure_timeout)
+                    calls.append((b, counted, fut))
             failed: list[str] = []
             newer = 0
             for b, counted, fut in calls:
@@ -640,8 +644,8 @@ class Replica:
             f = pb.ForwardRequest()
             f.CopyFrom(fwd)
             f.brick, f.epoch, f.sender = b, cfg.epoch, self.name
-            fut = brick_stub(addr).Forward.future(f, cfg.failure_timeout)
-            fut.add_done_callback(lambda x, b=b: _log_release(self.name, b, x))
+            fut = pool.start(brick_stub(addr).Forward, f, cfg.failure_timeout)
+            fut.add_done_callback(functools.partial(_log_release, self.name, b))
 
     def drop_members(self, seen: Config, failed: list[str]) -> int:
         """Remove failed members from in_sync through gfsd before acknowledging (I4)."""
@@ -788,12 +792,13 @@ class LeaseWorker:
             for address, ask in rep.lease_asks():
                 groups.setdefault(address, []).append((rep, ask))
         sent = time.monotonic()
-        calls = [
-            (items, brick_stub(a).Heartbeat.future(
-                pb.HeartbeatRequest(asks=[x for _, x in items]), timeout=1.0
-            ))
-            for a, items in groups.items()
-        ]  # fmt: skip
+        with pool.batch() as batch:
+            calls = [
+                (items, batch.start(
+                    brick_stub(a).Heartbeat, pb.HeartbeatRequest(asks=[x for _, x in items]), 1.0
+                ))
+                for a, items in groups.items()
+            ]  # fmt: skip
         for items, fut in calls:
             codes: list[int | None]
             try:

@@ -1,39 +1,34 @@
 """Call gRPC from trio without blocking the trio thread.
 
-A unary call is started with the grpcio future API; its done-callback runs on a
-gRPC thread and wakes the waiting trio task through the trio token. No thread is
-held per call, and cancelling the trio task cancels the RPC.
+A unary call runs as a blocking call on one of gfs.rpc.pool's long-lived threads; its
+completion wakes the waiting trio task through the trio token. Cancelling the trio task
+returns at once: a call not yet started is dropped, a started one is abandoned and runs
+to its reply or deadline on its pool thread (the server is not told).
 """
 
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Future
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-import grpc
 import trio
 
-R = TypeVar("R")
+from gfs.rpc.pool import UnaryMethod, start
 
 #: gRPC metadata sent with every call made from this task (replication tags: epoch,
 #: request id); a context variable so concurrent trio tasks never see each other's.
 METADATA: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("gfs_rpc_metadata", default=())
 
 
-class UnaryMethod(Protocol):
-    def future(
-        self, request: Any, timeout: float | None = ..., metadata: Any = ...
-    ) -> grpc.Future: ...
-
-
 async def call(method: UnaryMethod, request: Any, timeout: float) -> Any:
     """Run `method(request)` with a deadline; raises grpc.RpcError on transport failure."""
     token = trio.lowlevel.current_trio_token()
     done = trio.Event()
-    fut = method.future(request, timeout=timeout, metadata=METADATA.get() or None)
+    fut = start(method, request, timeout, METADATA.get() or None)
 
-    def wake(_: grpc.Future) -> None:
+    def wake(_: Future[Any]) -> None:
         with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(done.set)
 
