@@ -246,7 +246,8 @@ class PrimaryRemote(Remote):
         attr, fh, brick = await self._run("MakeNode", fn, True)
         if open_flags is None:
             return attr, 0
-        return attr, self._new_fh(gfid, open_flags, brick, fh)
+        # attr.gfid: a create of a name another client made first opens that file.
+        return attr, self._new_fh(attr.gfid, open_flags, brick, fh)
 
     async def open(self, gfid: bytes, flags: int) -> tuple[int, pb.Attr]:
         async def fn(p: Remote) -> tuple[int, pb.Attr, str]:
