@@ -228,24 +228,28 @@ class ReadLinkReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., target: _Optional[bytes] = ...) -> None: ...
 
 class OpenRequest(_message.Message):
-    __slots__ = ("brick", "gfid", "flags")
+    __slots__ = ("brick", "gfid", "flags", "prefetch")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     GFID_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
+    PREFETCH_FIELD_NUMBER: _ClassVar[int]
     brick: str
     gfid: bytes
     flags: int
-    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
+    prefetch: int
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., flags: _Optional[int] = ..., prefetch: _Optional[int] = ...) -> None: ...
 
 class OpenReply(_message.Message):
-    __slots__ = ("err", "fh", "attr")
+    __slots__ = ("err", "fh", "attr", "data")
     ERR_FIELD_NUMBER: _ClassVar[int]
     FH_FIELD_NUMBER: _ClassVar[int]
     ATTR_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     err: int
     fh: int
     attr: Attr
-    def __init__(self, err: _Optional[int] = ..., fh: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ...) -> None: ...
+    data: bytes
+    def __init__(self, err: _Optional[int] = ..., fh: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class FhRequest(_message.Message):
     __slots__ = ("brick", "fh")
