@@ -216,22 +216,6 @@ def test_unlink_while_open_then_release(c: Client, brickd: BrickDaemon) -> None:
     assert not [p for p in index.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
-def test_open_reads_the_start_of_the_file_when_asked(c: Client) -> None:
-    """The small-file fast path: the open's reply carries up to `prefetch` bytes from
-    offset 0, short at the end of the file; the handle works as any other."""
-    r = c.make(ROOT, b"small", FILE, open=True, flags=os.O_RDWR)
-    c.Write(fh=r.fh, offset=0, data=b"0123456789")
-    o = c.Open(gfid=r.attr.gfid, flags=os.O_RDONLY, prefetch=4)
-    assert o.err == 0 and o.data == b"0123"
-    assert c.Read(fh=o.fh, offset=4, size=100).data == b"456789"
-    whole = c.Open(gfid=r.attr.gfid, flags=os.O_RDONLY, prefetch=64 << 10)
-    assert whole.data == b"0123456789"  # shorter than asked for: the end of the file
-    assert c.Open(gfid=r.attr.gfid, flags=os.O_RDONLY).data == b""
-    assert c.Open(gfid=r.attr.gfid, flags=os.O_RDONLY, prefetch=(1 << 20) + 1).err == errno.EINVAL
-    for fh in (r.fh, o.fh, whole.fh):
-        assert c.Release(fh=fh).err == 0
-
-
 def test_orphans_of_a_killed_daemon_are_swept(c: Client, brickd: BrickDaemon) -> None:
     r = c.make(ROOT, b"tmp", FILE, open=True, flags=os.O_RDWR)
     assert c.Unlink(parent=ROOT, name=b"tmp").err == 0

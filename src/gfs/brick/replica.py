@@ -451,7 +451,7 @@ class Replica:
         primary = self.confirmed and epoch == cfg.epoch and cfg.primary == self.name
         if method == "Release":
             return self.release(req, apply) if primary else reply(err=NOT_PRIMARY)
-        if method in READS or (method == "Open" and req.prefetch):
+        if method in READS:
             if cfg.relaxed_reads and self.confirmed and epoch == cfg.epoch:
                 return apply(req)
             if not primary or not (self.lease_valid() or self._wait_lease()):

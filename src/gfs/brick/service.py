@@ -240,11 +240,8 @@ class BrickService:
 
     @rpc(pb.OpenReply)
     def Open(self, b: Brick, req: pb.OpenRequest, ctx: Any) -> pb.OpenReply:
-        if req.prefetch > MAX_CHUNK:
-            return pb.OpenReply(err=errno.EINVAL)
         fh, a = b.open(req.gfid, req.flags)
-        data = b.read(fh, 0, req.prefetch) if req.prefetch else b""
-        return pb.OpenReply(fh=fh, attr=attr_pb(a), data=data)
+        return pb.OpenReply(fh=fh, attr=attr_pb(a))
 
     @rpc(pb.ReadReply)
     def Read(self, b: Brick, req: pb.ReadRequest, ctx: Any) -> pb.ReadReply:

@@ -169,13 +169,6 @@ class Remote:
         r = await self._call("Open", pb.OpenRequest(brick=self.brick, gfid=gfid, flags=flags))
         return r.fh, r.attr
 
-    async def open_read(self, gfid: bytes, flags: int, size: int) -> tuple[int, pb.Attr, bytes]:
-        """Open and read up to `size` bytes from offset 0 in one call (shorter: EOF)."""
-        r = await self._call(
-            "Open", pb.OpenRequest(brick=self.brick, gfid=gfid, flags=flags, prefetch=size)
-        )
-        return r.fh, r.attr, r.data
-
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         parts = []
         while size > 0:

@@ -38,9 +38,6 @@ NOT_PRIMARY = errno.EREMCHG
 #: gfsd's answer to reconcile for a volume that is no longer there to serve
 GONE = ("volume_not_started", "volume_not_found")
 REOPEN_DROP = os.O_CREAT | os.O_EXCL | os.O_TRUNC
-#: A read-only open reads this much with it: a file this small costs one call to open
-#: and read (the small-file fast path).
-PREFETCH = 64 << 10
 #: Answers after which a flush asks the primary instead of answering at once.
 UNWELL = (errno.ESHUTDOWN, errno.EIO)
 
@@ -51,8 +48,6 @@ class _Fh:
     flags: int
     brick: str  # the primary that holds `fh`
     fh: int
-    #: what the open read from offset 0, for the first read at offset 0 only
-    prefetch: bytes | None = None
 
 
 class PrimaryRemote(Remote):
@@ -213,12 +208,6 @@ class PrimaryRemote(Remote):
         return await self._run("ReadLink", lambda p: p.readlink(gfid), False)
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
-        info = self._info(fh)
-        data, info.prefetch = info.prefetch, None
-        # Only the first read, at offset 0: it sees the file as the open did (a later
-        # read, e.g. of a growing file, asks the primary as always).
-        if data is not None and offset == 0 and (size <= len(data) or len(data) < PREFETCH):
-            return data[:size]
         return await self._on_fh("Read", fh, lambda p, f: p.read(f, offset, size), False)
 
     async def readdir(
@@ -281,19 +270,13 @@ class PrimaryRemote(Remote):
         return attr, self._new_fh(attr.gfid, open_flags, brick, fh)
 
     async def open(self, gfid: bytes, flags: int) -> tuple[int, pb.Attr]:
+        async def fn(p: Remote) -> tuple[int, pb.Attr, str]:
+            fh, attr = await p.open(gfid, flags)
+            return fh, attr, p.brick
+
         writes = bool(flags & (os.O_ACCMODE | os.O_TRUNC))
-
-        async def fn(p: Remote) -> tuple[int, pb.Attr, str, bytes | None]:
-            if writes:
-                fh, attr = await p.open(gfid, flags)
-                return fh, attr, p.brick, None
-            fh, attr, data = await p.open_read(gfid, flags, PREFETCH)
-            return fh, attr, p.brick, data
-
-        fh, attr, brick, data = await self._run("Open", fn, writes)
-        n = self._new_fh(gfid, flags, brick, fh)
-        self._fhs[n].prefetch = data
-        return n, attr
+        fh, attr, brick = await self._run("Open", fn, writes)
+        return self._new_fh(gfid, flags, brick, fh), attr
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         done = 0

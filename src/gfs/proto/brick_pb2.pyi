@@ -228,28 +228,24 @@ class ReadLinkReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., target: _Optional[bytes] = ...) -> None: ...
 
 class OpenRequest(_message.Message):
-    __slots__ = ("brick", "gfid", "flags", "prefetch")
+    __slots__ = ("brick", "gfid", "flags")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     GFID_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
-    PREFETCH_FIELD_NUMBER: _ClassVar[int]
     brick: str
     gfid: bytes
     flags: int
-    prefetch: int
-    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., flags: _Optional[int] = ..., prefetch: _Optional[int] = ...) -> None: ...
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
 
 class OpenReply(_message.Message):
-    __slots__ = ("err", "fh", "attr", "data")
+    __slots__ = ("err", "fh", "attr")
     ERR_FIELD_NUMBER: _ClassVar[int]
     FH_FIELD_NUMBER: _ClassVar[int]
     ATTR_FIELD_NUMBER: _ClassVar[int]
-    DATA_FIELD_NUMBER: _ClassVar[int]
     err: int
     fh: int
     attr: Attr
-    data: bytes
-    def __init__(self, err: _Optional[int] = ..., fh: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, err: _Optional[int] = ..., fh: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ...) -> None: ...
 
 class FhRequest(_message.Message):
     __slots__ = ("brick", "fh")
