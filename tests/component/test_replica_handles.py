@@ -1,8 +1,9 @@
-"""Forwarded handles on a member (issue 10, point 6), with a real gfs-brickd as the
-member: nothing keeps a handle of a file open once no forward can close it, so a
-deleted file's space is never held. Both ways are checked on their own: the member
-closes what predates its leaving in_sync, and the primary still sends Release to a
-member outside in_sync."""
+"""Handles on a member (issue 10, point 6; issue 11), with a real gfs-brickd as the
+member: members hold no handles (open and release are not forwarded; a handle
+operation opens the object by GFID for that one operation), and a file the primary
+unlinks while it has it open is pinned on the members until the primary's last close,
+or until the member leaves in_sync, so a deleted file's space is never held for
+good."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from gfs.brick.replica import Config, Replica
+from gfs.brick.service import BrickService
 from gfs.brick.store import Brick
 from gfs.proto import admin_pb2 as apb
 from gfs.proto import admin_pb2_grpc, brick_pb2_grpc
@@ -92,59 +94,111 @@ def open_files(pid: int, under: Path) -> list[str]:
     return out
 
 
+def index_file(path: Path, gfid: bytes) -> Path:
+    """Where a brick keeps `gfid`'s data, whatever names it has."""
+    h = gfid.hex()
+    return path / ".gfs" / "gfid" / h[0:2] / h[2:4] / str(uuid.UUID(bytes=gfid))
+
+
 def open_and_unlink(brick: Any, epoch: int, session: str, gfid: bytes) -> None:
-    """What the primary forwards for `open(O_CREAT)`, a write, then `unlink` while open."""
+    """What the primary forwards for `open(O_CREAT)`, a write, then `unlink` while open:
+    the unlink pins the file it still has open."""
     make = pb.MakeNodeRequest(
         parent=ROOT, name=b"f", gfid=gfid, kind=pb.NODE_KIND_FILE, mode=0o100644, open=True,
         flags=os.O_RDWR,
     )  # fmt: skip
-    forward(brick, epoch, "MakeNode", make, session, 5, gfid)
+    forward(brick, epoch, "MakeNode", make, session, 0, b"")
     forward(brick, epoch, "Write", pb.WriteRequest(fh=5, data=b"x" * 65536), session, 5, gfid)
-    forward(brick, epoch, "Unlink", pb.NameRequest(parent=ROOT, name=b"f"), session, 0, b"")
+    r = brick.Forward(
+        pb.ForwardRequest(
+            brick="m",
+            epoch=epoch,
+            method="Unlink",
+            payload=pb.NameRequest(parent=ROOT, name=b"f").SerializeToString(),
+            session=session,
+            pin=gfid,
+        ),
+        timeout=10,
+    )
+    assert r.err == 0 and pb.Reply.FromString(r.reply).err == 0
 
 
-def test_member_closes_forwarded_handles_when_it_leaves_in_sync(
+def test_member_holds_no_handle_and_keeps_a_pinned_file_until_unpin(
     member: tuple[BrickDaemon, Path],
 ) -> None:
     d, path = member
     admin, brick = stubs(d)
     assert d.proc is not None
     configure(admin, 1, "in_sync")
-    open_and_unlink(brick, 1, "primary-session", uuid.uuid4().bytes)
-    assert len(open_files(d.proc.pid, path)) == 1  # unlinked while open: kept
-    configure(admin, 2, "out")  # it failed a write: no Release will be forwarded
-    assert open_files(d.proc.pid, path) == []
+    gfid = uuid.uuid4().bytes
+    open_and_unlink(brick, 1, "primary-session", gfid)
+    assert open_files(d.proc.pid, path) == []  # no handle forwarded, none opened
+    assert index_file(path, gfid).stat().st_size == 65536  # unlinked, kept
+    unpin = pb.GfidRequest(gfid=gfid)
+    forward(brick, 1, "Unpin", unpin, "primary-session", 0, gfid)
+    assert not index_file(path, gfid).exists()
 
 
-def test_primary_sends_release_to_a_member_outside_in_sync(
-    member: tuple[BrickDaemon, Path], tmp_path: Path
-) -> None:
+def test_member_drops_pins_when_it_leaves_in_sync(member: tuple[BrickDaemon, Path]) -> None:
     d, path = member
     admin, brick = stubs(d)
-    assert d.proc is not None
-    configure(admin, 1, "out")
+    configure(admin, 1, "in_sync")
+    gfid = uuid.uuid4().bytes
+    open_and_unlink(brick, 1, "primary-session", gfid)
+    assert index_file(path, gfid).exists()
+    configure(admin, 2, "out")  # it failed a write: no Unpin is owed to it
+    assert not index_file(path, gfid).exists()
+
+
+class Ctx:
+    """The part of a gRPC servicer context the replication rules read."""
+
+    def __init__(self, epoch: int, req: str) -> None:
+        self.md = [("gfs-epoch", str(epoch)), ("gfs-req", req)]
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return self.md
+
+
+def test_primary_pins_an_open_file_it_unlinks_and_unpins_at_its_last_close(
+    member: tuple[BrickDaemon, Path], tmp_path: Path
+) -> None:
+    """A primary in this process (`p`) and the member daemon (`m`), in sync: the open
+    is not forwarded, the unlink pins, the last Release unpins, unawaited."""
+    d, path = member
+    admin, _ = stubs(d)
+    configure(admin, 1, "in_sync")
     cfg = Config(
         volume="v",
         set_index=0,
         epoch=1,
         primary="p",
-        members={"p": [NOWHERE, "in_sync"], "m": [d.address, "out"]},
+        members={"p": [NOWHERE, "in_sync"], "m": [d.address, "in_sync"]},
         min_in_sync=1,
     )
     (tmp_path / "p").mkdir()
-    primary = Replica(Brick("p", tmp_path / "p"), cfg, confirmed=True)
+    svc = BrickService({"p": Brick("p", tmp_path / "p")})
+    primary = Replica(svc.bricks["p"], cfg, confirmed=True)
+    svc.configured("p", primary)
     gfid = uuid.uuid4().bytes
-    # A handle the member took while it was healed (a heal that then failed).
-    open_and_unlink(brick, 1, primary.session, gfid)
-    assert len(open_files(d.proc.pid, path)) == 1
-    release = pb.ForwardRequest(
-        method="Release",
-        payload=pb.FhRequest(fh=5).SerializeToString(),
-        session=primary.session,
-        fh=5,
-        gfid=gfid,
-    )
-    assert primary.forward(release, "", pb.Reply(), pb.Reply, [gfid]) == 0
-    pid = d.proc.pid
-    wait_for(lambda: open_files(pid, path) == [], 10, "the member to release the handle")
-    primary.brick.close()
+    made = svc.MakeNode(
+        pb.MakeNodeRequest(
+            brick="p", parent=ROOT, name=b"f", gfid=gfid, kind=pb.NODE_KIND_FILE,
+            mode=0o100644, open=True, flags=os.O_RDWR,
+        ),
+        Ctx(1, "c:1"),
+    )  # fmt: skip
+    assert made.err == 0
+    fhs = [made.fh, svc.Open(pb.OpenRequest(brick="p", gfid=gfid, flags=os.O_RDWR), Ctx(1, "")).fh]
+    w = svc.Write(pb.WriteRequest(brick="p", fh=fhs[0], data=b"y" * 4096), Ctx(1, "c:2"))
+    assert w.err == 0 and w.written == 4096
+    assert index_file(path, gfid).stat().st_size == 4096
+    assert svc.Unlink(pb.NameRequest(brick="p", parent=ROOT, name=b"f"), Ctx(1, "c:3")).err == 0
+    assert primary.pinned == {gfid}
+    assert svc.Release(pb.FhRequest(brick="p", fh=fhs[0]), Ctx(1, "")).err == 0
+    assert index_file(path, gfid).exists()  # the primary still has it open
+    assert svc.Release(pb.FhRequest(brick="p", fh=fhs[1]), Ctx(1, "")).err == 0
+    assert primary.pinned == set()
+    wait_for(lambda: not index_file(path, gfid).exists(), 10, "the member to unpin")
+    assert not index_file(tmp_path / "p", gfid).exists()
+    svc.bricks["p"].close()

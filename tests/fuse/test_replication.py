@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,53 @@ def test_primary_killed_fails_over(demo: Cluster, tmp_path: Path) -> None:
         assert_identical(c)
     finally:
         b.stop()
+        a.stop()
+
+
+def _index_file(brick: str, gfid: bytes) -> Path:
+    h = gfid.hex()
+    return Path(brick) / ".gfs" / "gfid" / h[0:2] / h[2:4] / str(uuid.UUID(bytes=gfid))
+
+
+def test_unlinked_while_open_is_kept_through_writes_and_failover(
+    demo: Cluster, tmp_path: Path
+) -> None:
+    """Members hold no handles: the unlink pins the open file on them, so writes after
+    it stay replicated (nobody leaves in_sync), the client's handle reopens by GFID on
+    the new primary after a failover, and the last close frees the data everywhere."""
+    c = demo
+    rs = layout(c)
+    a = mount(c, tmp_path, "a").start()
+    try:
+        (a.mountpoint / "kept").write_text("a file with a name, for the comparison")
+        fd = os.open(a.mountpoint / "tmp", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, b"a" * 4096)
+            gfid = os.getxattr(Path(rs.bricks[0].path) / "tmp", "trusted.gfs.gfid")
+            os.unlink(a.mountpoint / "tmp")
+            os.pwrite(fd, b"b" * 4096, 4096)
+            assert layout(c).epoch == rs.epoch and all_in_sync(c)
+            for b in rs.bricks:
+                assert _index_file(b.path, gfid).read_bytes() == b"a" * 4096 + b"b" * 4096
+            node_of(c, rs, rs.primary).stop(signal.SIGKILL)
+            os.pwrite(fd, b"c" * 4096, 8192)  # fails over, reopens by GFID
+            after = layout(c)
+            assert after.primary != rs.primary
+            left = [b for b in after.bricks if b.in_sync]
+            assert len(left) == 2  # the write after the failover reached the other member
+            for b in left:
+                assert _index_file(b.path, gfid).read_bytes()[8192:] == b"c" * 4096
+        finally:
+            os.close(fd)
+        wait_for(
+            lambda: not any(_index_file(b.path, gfid).exists() for b in left),
+            30,
+            "the last close to free the unlinked file on the bricks in sync",
+        )
+        node_of(c, rs, rs.primary).start()
+        wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the old primary to heal")
+        assert_identical(c)
+    finally:
         a.stop()
 
 

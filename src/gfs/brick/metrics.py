@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from gfs import __version__
 from gfs.brick.heal import HealWorker
+from gfs.brick.replica import REQUESTS as FORWARDED
 from gfs.brick.replica import Replica
 from gfs.brick.store import Brick
 
@@ -90,9 +91,12 @@ class RpcMetrics(grpc.ServerInterceptor):  # type: ignore[misc]
             err = getattr(reply, "err", 0)
             # A brick this daemon does not serve: one label, whatever name was asked for.
             brick = UNKNOWN if err == errno.ENODEV else getattr(req, "brick", "")
-            self.latency.labels(brick, op).observe(time.perf_counter() - t0)
+            # A forward is labelled with the mutation it carries (a bounded set), so the
+            # replicated cost of each operation can be counted.
+            label = f"Forward/{req.method}" if op == "Forward" and req.method in FORWARDED else op
+            self.latency.labels(brick, label).observe(time.perf_counter() - t0)
             if err:
-                self.errors.labels(brick, op, errno_name(err)).inc()
+                self.errors.labels(brick, label, errno_name(err)).inc()
             elif op == "Read":
                 self.read_bytes.labels(brick).inc(len(reply.data))
             elif op == "Write":

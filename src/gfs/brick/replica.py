@@ -33,6 +33,7 @@ import grpc
 from gfs.api.client import ApiError
 from gfs.api.client import Client as ApiClient
 from gfs.brick.store import Brick
+from gfs.brick.sys import RENAME_EXCHANGE
 from gfs.proto import brick_pb2 as pb
 from gfs.proto import brick_pb2_grpc
 from gfs.rpc import pool
@@ -59,8 +60,13 @@ READS = {
     "ListXattr",
     "Lock",
 }
-#: Operations on a handle: forwarded with the primary's handle, which members map.
+#: Operations on a handle: ordered under the handle's GFID. Members hold no handles: a
+#: forwarded one opens the object by GFID for that one operation.
 HANDLE_OPS = {"Write", "Fallocate", "Fsync", "Release", "Flush"}
+#: Forwarded handle operations that need a descriptor on the member.
+FD_OPS = {"Write", "Fallocate", "Fsync"}
+#: Open flags of the primary's handle a member applies to its own descriptor.
+SYNC_FLAGS = os.O_SYNC | os.O_DSYNC
 REQUESTS: dict[str, type[Any]] = {
     "SetAttr": pb.SetAttrRequest,
     "MakeNode": pb.MakeNodeRequest,
@@ -70,7 +76,7 @@ REQUESTS: dict[str, type[Any]] = {
     "Link": pb.LinkRequest,
     "Open": pb.OpenRequest,
     "Write": pb.WriteRequest,
-    "Release": pb.FhRequest,
+    "Unpin": pb.GfidRequest,
     "Fsync": pb.FsyncRequest,
     "FsyncDir": pb.FsyncRequest,
     "Fallocate": pb.FallocateRequest,
@@ -114,9 +120,11 @@ class Config:
 
 
 def is_mutation(method: str, req: Any) -> bool:
+    """Whether the primary forwards `method`: an open only when it truncates (members
+    hold no handles), a Release never (see Replica.release)."""
     if method == "Open":
-        return bool(req.flags & (os.O_ACCMODE | os.O_TRUNC))
-    return method in REQUESTS and method != "Flush"
+        return bool(req.flags & os.O_TRUNC)
+    return method in REQUESTS and method != "Unpin"
 
 
 def _maybe_crash(method: str, req: Any) -> None:
@@ -233,13 +241,9 @@ class Replica:
         self.dedup = Lru(DEDUP_SIZE)
         #: request id -> (reply, forward payload) applied here but not yet acknowledged
         self.pending = Lru(4096)
-        #: (primary session, primary fh) -> our fh, for forwarded handle operations
-        self.handles: dict[tuple[str, int], int] = {}
-        #: the epoch of the forward that opened each of `handles`
-        self.handle_epoch: dict[tuple[str, int], int] = {}
-        #: forwarded handle operations and their closing, per GFID
-        self.handle_locks = GfidLocks()
-        self.closed_before = 0  # handles opened at an older epoch are closed
+        #: As primary: objects we have open whose last name went, pinned on the members
+        #: until our last close of them (docs/replication.md, "unlink while open").
+        self.pinned: set[bytes] = set()
         #: members being healed (receive forwards, failures only mark them dirty)
         self.healing: dict[str, bool] = {}
         self._cfg_cond = threading.Condition()
@@ -289,6 +293,9 @@ class Replica:
                 self.lease.clear()
                 self.changes.clear()
                 self.repair_needed = cfg.primary == self.name
+                # Promoted: what the old primary pinned here we now unpin at our own last
+                # close (a client reopens its handles here by GFID).
+                self.pinned = set(self.brick.pins()) if cfg.primary == self.name else set()
                 # Any grant to the old primary has run out or is void (nothing serves
                 # there): the new primary may have its lease at once.
                 self.granted_to, self.granted_until = "", 0.0
@@ -308,21 +315,17 @@ class Replica:
                 self.last_heard.setdefault(b, now)
             if cfg.epoch > self.cfg.epoch:
                 self.epoch_changes += 1
-            # Out of in_sync (or out under a new primary), nothing forwards the later
-            # operations of handles opened before, Release included: close them, or a
-            # deleted file's space stays held. A heal forward opens again by GFID.
+            # Out of in_sync (or out under a new primary), no Unpin is owed to us any
+            # more: drop the pins, or a deleted file's space stays held. Heal works on
+            # names, which a pinned file no longer has.
             out = self.name not in cfg.in_sync() and cfg.primary != self.name
-            stale_before = (
-                cfg.epoch
-                if out and (self.name in self.cfg.in_sync() or cfg.primary != self.cfg.primary)
-                else 0
-            )
+            unpin = out and (self.name in self.cfg.in_sync() or cfg.primary != self.cfg.primary)
             self.cfg = cfg
             self.confirmed = True
             self.withholding = False
             self._cfg_cond.notify_all()
-        if stale_before:
-            self.close_handles(stale_before)
+        if unpin:
+            self.drop_pins()
         log.info(
             "configured brick=%s volume=%s epoch=%d primary=%s in_sync=%s",
             self.name,
@@ -333,35 +336,13 @@ class Replica:
         )
         return 0
 
-    def close_handles(self, before: int) -> int:
-        """As a member: close the forwarded handles opened at an epoch before `before`."""
-        closed = 0
-        self.closed_before = max(self.closed_before, before)  # a forward in flight looks too
-        for key, epoch in list(self.handle_epoch.items()):
-            fh = self.handles.get(key)
-            if epoch >= before or fh is None:
-                continue
-            try:
-                gfid = self.brick.handle(fh).gfid
-            except OSError:
-                gfid = b""
-            with self.handle_locks.hold([gfid]):
-                if self.handles.get(key) != fh or self.handle_epoch.get(key, before) >= before:
-                    continue  # released or opened again meanwhile
-                self._drop_handle(key)
-                closed += 1
-        if closed:
-            log.info(
-                "closed forwarded handles brick=%s count=%d epoch<%d", self.name, closed, before
-            )
-        return closed
-
-    def _drop_handle(self, key: tuple[str, int]) -> None:
-        fh = self.handles.pop(key, None)
-        self.handle_epoch.pop(key, None)
-        if fh is not None:
-            with contextlib.suppress(OSError):
-                self.brick.release(fh)
+    def drop_pins(self) -> int:
+        """As a member leaving in_sync: drop every pin (the data of files unlinked while
+        the primary had them open goes now)."""
+        dropped = sum(self.brick.unpin(g) for g in self.brick.pins())
+        if dropped:
+            log.info("dropped pins brick=%s count=%d", self.name, dropped)
+        return dropped
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -472,6 +453,8 @@ class Replica:
             return reply(err=errno.EINVAL)
         cfg = self.cfg
         primary = self.confirmed and epoch == cfg.epoch and cfg.primary == self.name
+        if method == "Release":
+            return self.release(req, apply) if primary else reply(err=NOT_PRIMARY)
         if method in READS:
             if cfg.relaxed_reads and self.confirmed and epoch == cfg.epoch:
                 return apply(req)
@@ -486,32 +469,88 @@ class Replica:
             return reply(err=errno.EROFS)
         reqid = str(md.get("gfs-req", ""))
         keys, hgfid = self._keys(method, req)
-        with self.gate.shared(), self.locks.hold(keys):
+        victim = self._victim(method, req)
+        for attempt in range(3):
+            with self.gate.shared(), self.locks.hold([*keys, victim] if victim else keys):
+                # The name's object cannot change under its parent's lock; it may have
+                # before: take the new one's lock too.
+                now = self._victim(method, req)
+                if now == victim or attempt == 2:
+                    pin = now if now and self.brick.is_open(now) else b""
+                    return self._mutate(method, req, apply, reply, reqid, keys, hgfid, pin)
+            victim = now
+        raise AssertionError("unreachable")
+
+    def _mutate(
+        self,
+        method: str,
+        req: Any,
+        apply: Apply,
+        reply: type[Any],
+        reqid: str,
+        keys: list[bytes],
+        hgfid: bytes,
+        pin: bytes,
+    ) -> Any:
+        """Apply once, forward, acknowledge (under the mutation's locks)."""
+        if reqid:
+            hit = self.dedup.get(reqid)
+            if hit is not None:
+                return reply.FromString(hit)
+        pend = self.pending.get(reqid) if reqid else None
+        if pend is not None:
+            rep, fwd = pend
+        else:
+            rep = apply(req)
+            if rep.err:
+                return rep
+            for changed in list(self.changes.values()):
+                changed.update(k for k in keys if k)
+            if CRASH_BEFORE_FORWARD:
+                _maybe_crash(method, req)
+            fwd = self._payload(method, req, rep, hgfid)
+            if pin:
+                fwd.pin = pin
+                self.pinned.add(pin)
             if reqid:
-                hit = self.dedup.get(reqid)
-                if hit is not None:
-                    return reply.FromString(hit)
-            pend = self.pending.get(reqid) if reqid else None
-            if pend is not None:
-                rep, fwd = pend
-            else:
-                rep = apply(req)
-                if rep.err:
-                    return rep
-                for changed in list(self.changes.values()):
-                    changed.update(k for k in keys if k)
-                if CRASH_BEFORE_FORWARD:
-                    _maybe_crash(method, req)
-                fwd = self._payload(method, req, rep, hgfid)
-                if reqid:
-                    self.pending.put(reqid, (rep, fwd))
-            code = self.forward(fwd, reqid, rep, reply, keys)
-            if code:
-                return reply(err=code)
-            if reqid:
-                self.pending.pop(reqid)
-                self.dedup.put(reqid, rep.SerializeToString())
-            return rep
+                self.pending.put(reqid, (rep, fwd))
+        code = self.forward(fwd, reqid, rep, reply, keys)
+        if code:
+            return reply(err=code)
+        if reqid:
+            self.pending.pop(reqid)
+            self.dedup.put(reqid, rep.SerializeToString())
+        return rep
+
+    def _victim(self, method: str, req: Any) -> bytes:
+        """The object whose name an Unlink or Rename removes (b"": none)."""
+        if method == "Unlink":
+            parent, name = req.parent, req.name
+        elif method == "Rename" and not req.flags & RENAME_EXCHANGE:
+            parent, name = req.new_parent, req.new_name
+        else:
+            return b""
+        try:
+            return self.brick.lookup(parent, name).gfid
+        except (OSError, ValueError):
+            return b""
+
+    def release(self, req: Any, apply: Apply) -> Any:
+        """Close a handle here only: members hold none. The last close of a file pinned
+        on the members (unlinked while open) unpins it there, unawaited: until the
+        Unpin lands a member only keeps a file that has no name any more."""
+        try:
+            g = self.brick.handle(req.fh).gfid
+        except OSError:
+            return apply(req)  # EBADF
+        with self.locks.hold([g]):  # orders with an Unlink that pins g
+            rep = apply(req)
+            if rep.err or g not in self.pinned or self.brick.is_open(g):
+                return rep
+            self.pinned.discard(g)
+            self.brick.unpin(g)  # ours, when we took over from the primary that pinned it
+        self._unpin_elsewhere(g)
+        return rep
 
     def _keys(self, method: str, req: Any) -> tuple[list[bytes], bytes]:
         if method in ("MakeNode", "Unlink", "Rmdir"):
@@ -529,31 +568,30 @@ class Replica:
         return [req.gfid], req.gfid
 
     def _payload(self, method: str, req: Any, rep: Any, hgfid: bytes) -> pb.ForwardRequest:
-        fh, gfid = 0, hgfid
+        fh, gfid, flags = 0, hgfid, 0
         out = type(req)()
         out.CopyFrom(req)
-        if method == "Write":
+        if method in FD_OPS:
             h = self.brick.handle(req.fh)
-            if h.append:  # members write where the primary's append landed
-                out.offset = rep.size - rep.written
-            out.data = req.data[: rep.written]
-            fh = req.fh
-        elif method in HANDLE_OPS:
-            fh = req.fh
+            fh, flags = req.fh, h.flags & SYNC_FLAGS
+            if method == "Write":
+                if h.append:  # members write where the primary's append landed
+                    out.offset = rep.size - rep.written
+                out.data = req.data[: rep.written]
         elif method == "Open":
             out.flags = req.flags & ~os.O_APPEND
-            fh, gfid = rep.fh, req.gfid
+            gfid = req.gfid
         elif method == "MakeNode":
             out.flags = req.flags & ~(os.O_APPEND | os.O_EXCL)
-            fh, gfid = (rep.fh, req.gfid) if req.open else (0, b"")
         elif method == "SetAttr" and req.fh:
-            fh, gfid = req.fh, req.gfid
+            out.fh, gfid = 0, req.gfid  # members change it by GFID
         return pb.ForwardRequest(
             method=method,
             payload=out.SerializeToString(),
             session=self.session,
             fh=fh,
             gfid=gfid,
+            flags=flags,
         )
 
     def forward(
@@ -561,8 +599,6 @@ class Replica:
     ) -> int:
         """Hand a mutation applied here to the other members; the errno to answer instead
         of success (0: every in-sync member has it)."""
-        if fwd.method == "Release":
-            self._release_elsewhere(fwd)
         for _ in range(3):
             cfg = self.cfg
             targets = [
@@ -633,19 +669,23 @@ class Replica:
             return 0
         return errno.EIO
 
-    def _release_elsewhere(self, fwd: pb.ForwardRequest) -> None:
-        """Best effort, unawaited: a Release to the members forward() skips (outside
-        in_sync, not healing), since one that failed a later write of this handle
-        still holds it open; a member without it answers success."""
+    def _unpin_elsewhere(self, gfid: bytes) -> None:
+        """Best effort, unawaited: Unpin `gfid` on every other member (one outside
+        in_sync may still hold a pin from before; one without it answers success)."""
         cfg = self.cfg
-        for b, (addr, st) in cfg.members.items():
-            if b == self.name or st == "in_sync" or b in self.healing:
+        for b, (addr, _) in cfg.members.items():
+            if b == self.name:
                 continue
-            f = pb.ForwardRequest()
-            f.CopyFrom(fwd)
-            f.brick, f.epoch, f.sender = b, cfg.epoch, self.name
+            f = pb.ForwardRequest(
+                brick=b,
+                epoch=cfg.epoch,
+                method="Unpin",
+                payload=pb.GfidRequest(gfid=gfid).SerializeToString(),
+                gfid=gfid,
+                sender=self.name,
+            )
             fut = pool.start(brick_stub(addr).Forward, f, cfg.failure_timeout)
-            fut.add_done_callback(functools.partial(_log_release, self.name, b))
+            fut.add_done_callback(functools.partial(_log_unpin, self.name, b))
 
     def drop_members(self, seen: Config, failed: list[str]) -> int:
         """Remove failed members from in_sync through gfsd before acknowledging (I4)."""
@@ -713,45 +753,47 @@ class Replica:
             hit = self.dedup.get(f.req)
             if hit is not None:
                 return pb.ForwardReply(reply=hit)
+        if f.method == "Unpin":
+            self.brick.unpin(f.gfid)
+        # An older primary forwarded Release and Flush too: nothing is held here.
+        if f.method in ("Unpin", "Release", "Flush"):
+            return pb.ForwardReply(reply=pb.Reply().SerializeToString())
         cls = REQUESTS.get(f.method)
         if cls is None:
             return pb.ForwardReply(err=errno.EINVAL)
         req = cls.FromString(f.payload)
         req.brick = self.name
-        key = (f.session, f.fh)
-        with self.handle_locks.hold([f.gfid] if f.fh else []):
-            if f.method in HANDLE_OPS or (f.method == "SetAttr" and f.fh):
-                fh = self.handles.get(key)
-                if fh is None:
-                    if f.method in ("Release", "Flush", "Fsync"):
-                        return pb.ForwardReply(reply=pb.Reply().SerializeToString())
-                    try:
-                        fh, _ = self.brick.open(f.gfid, os.O_RDWR)
-                    except OSError as e:
-                        return pb.ForwardReply(err=e.errno or errno.EIO)
-                    self.handles[key], self.handle_epoch[key] = fh, f.epoch
-                req.fh = fh
+        if f.pin:  # before the name goes: the primary still has the file open
+            self.brick.pin(f.pin)
+        fd_fh = 0
+        if f.method in FD_OPS:
+            try:
+                fd_fh, _ = self.brick.open(f.gfid, os.O_RDWR | (f.flags & SYNC_FLAGS))
+            except OSError as e:
+                return pb.ForwardReply(err=e.errno or errno.EIO)
+            req.fh = fd_fh
+        try:
             rep = local(f.method, req)
-            new_fh: int = getattr(rep, "fh", 0)
-            if not rep.err and f.method in ("Open", "MakeNode") and new_fh:
-                self.handles[key], self.handle_epoch[key] = new_fh, f.epoch
-            if f.method == "Release":
-                self.handles.pop(key, None)
-                self.handle_epoch.pop(key, None)
-            elif key in self.handle_epoch and self.handle_epoch[key] < self.closed_before:
-                self._drop_handle(key)  # opened by a forward that raced close_handles
+        finally:
+            if fd_fh:
+                with contextlib.suppress(OSError):
+                    self.brick.release(fd_fh)
+        new_fh: int = getattr(rep, "fh", 0)
+        if new_fh and f.method in ("Open", "MakeNode"):
+            with contextlib.suppress(OSError):
+                self.brick.release(new_fh)  # a create or truncate: nothing stays open here
         data = rep.SerializeToString()
         if f.req and not rep.err:
             self.dedup.put(f.req, data)
         return pb.ForwardReply(reply=data)
 
 
-def _log_release(brick: str, member: str, fut: Any) -> None:
+def _log_unpin(brick: str, member: str, fut: Any) -> None:
     try:
         fut.result()
     except (grpc.RpcError, grpc.FutureCancelledError) as e:
         log.info(
-            "release not forwarded brick=%s member=%s status=%s",
+            "unpin not forwarded brick=%s member=%s status=%s",
             brick,
             member,
             e.code() if isinstance(e, grpc.Call) else "?",

@@ -114,6 +114,7 @@ class Handle:
     fd: int
     gfid: bytes
     append: bool
+    flags: int = 0  # the open flags asked for
 
 
 class _DirFd:
@@ -138,6 +139,8 @@ class Brick:
         self._dirs: OrderedDict[bytes, _DirFd] = OrderedDict()
         self._handles: dict[int, Handle] = {}
         self._open_count: dict[bytes, int] = {}
+        #: files kept for a primary that still has them open (replication: "pins")
+        self._pins: set[bytes] = set()
         self._next_fh = 1
         self._active = 0
         self._closed = False
@@ -730,7 +733,7 @@ class Brick:
                     os.close(fd)
                     raise
                 if open_:
-                    fh = self._add_handle(fd, gfid, bool(flags & os.O_APPEND))
+                    fh = self._add_handle(fd, gfid, bool(flags & os.O_APPEND), flags)
                 else:
                     os.close(fd)
             else:
@@ -868,11 +871,11 @@ class Brick:
 
     # -- data --------------------------------------------------------------------------------
 
-    def _add_handle(self, fd: int, gfid: bytes, append: bool) -> int:
+    def _add_handle(self, fd: int, gfid: bytes, append: bool, flags: int = 0) -> int:
         with self._ns_lock:
             fh = self._next_fh
             self._next_fh += 1
-            self._handles[fh] = Handle(fd, gfid, append)
+            self._handles[fh] = Handle(fd, gfid, append, flags)
             self._open_count[gfid] = self._open_count.get(gfid, 0) + 1
             return fh
 
@@ -889,7 +892,7 @@ class Brick:
             raise err(errno.ELOOP if stat.S_ISLNK(st.st_mode) else errno.EOPNOTSUPP)
         keep = os.O_ACCMODE | os.O_TRUNC | os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_NOATIME
         fd = os.open(rel, (flags & keep) | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.index_fd)
-        fh = self._add_handle(fd, gfid, bool(flags & os.O_APPEND))
+        fh = self._add_handle(fd, gfid, bool(flags & os.O_APPEND), flags)
         return fh, self._attr(gfid, os.fstat(fd))
 
     def read(self, fh: int, offset: int, size: int) -> bytes:
@@ -928,6 +931,42 @@ class Brick:
                 if os.fstat(h.fd).st_nlink <= 1:  # unlinked while open: data goes now
                     self._drop_index(h.gfid)
             os.close(h.fd)
+
+    def is_open(self, gfid: bytes) -> bool:
+        """Whether a handle here has `gfid` open (a pin does not count)."""
+        with self._ns_lock:
+            return self._open_count.get(gfid, 0) > (gfid in self._pins)
+
+    def pin(self, gfid: bytes) -> None:
+        """Keep `gfid`'s data when its last name goes, as an open handle would (the
+        primary has it open), until unpin(); idempotent."""
+        with self._ns_lock:
+            if gfid not in self._pins:
+                self._pins.add(gfid)
+                self._open_count[gfid] = self._open_count.get(gfid, 0) + 1
+
+    def unpin(self, gfid: bytes) -> bool:
+        """Drop a pin; the file's data goes if nothing else keeps it. False: no pin."""
+        with self._ns_lock:
+            if gfid not in self._pins:
+                return False
+            self._pins.discard(gfid)
+            n = self._open_count[gfid] - 1
+            if n:
+                self._open_count[gfid] = n
+                return True
+            del self._open_count[gfid]
+            try:
+                st = os.stat(index_rel(gfid), dir_fd=self.index_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return True
+            if stat.S_ISREG(st.st_mode) and st.st_nlink <= 1:  # no name left
+                self._drop_index(gfid)
+            return True
+
+    def pins(self) -> list[bytes]:
+        with self._ns_lock:
+            return list(self._pins)
 
     def fsync(self, fh: int, datasync: bool) -> None:
         fd = self.handle(fh).fd

@@ -38,6 +38,8 @@ NOT_PRIMARY = errno.EREMCHG
 #: gfsd's answer to reconcile for a volume that is no longer there to serve
 GONE = ("volume_not_started", "volume_not_found")
 REOPEN_DROP = os.O_CREAT | os.O_EXCL | os.O_TRUNC
+#: Answers after which a flush asks the primary instead of answering at once.
+UNWELL = (errno.ESHUTDOWN, errno.EIO)
 
 
 @dataclass
@@ -70,6 +72,8 @@ class PrimaryRemote(Remote):
         self._fhs: dict[int, _Fh] = {}
         self._next_fh = itertools.count(1)
         self._recovering = trio.Lock()
+        #: the last call found the volume gone or unreachable (ESHUTDOWN, EIO)
+        self._unwell = False
         self._apply(rs)
 
     def _apply(self, rs: m.ReplicaSet) -> None:
@@ -138,18 +142,26 @@ class PrimaryRemote(Remote):
             epoch, primary = self.epoch, self.primary
             token = METADATA.set((("gfs-epoch", str(epoch)), *tags))
             try:
-                return await fn(primary)
+                got = await fn(primary)
+                self._unwell = False
+                return got
             except RemoteError as e:
                 retry = e.errno in (NOT_PRIMARY, errno.ENODEV) or (
                     isinstance(e, TransportError) and e.errno != errno.EINTR
                 )
                 if not retry:
+                    self._unwell = e.errno in UNWELL
                     raise
                 if trio.current_time() >= deadline:
                     log.error("op=%s gave up volume=%s errno=%d", op, self.volume, e.errno)
+                    self._unwell = True
                     raise RemoteError(errno.EIO, op) from e
                 log.info("op=%s retry volume=%s epoch=%d errno=%d", op, self.volume, epoch, e.errno)
-                await self._recover(epoch)
+                try:
+                    await self._recover(epoch)
+                except RemoteError:
+                    self._unwell = True
+                    raise
             finally:
                 METADATA.reset(token)
 
@@ -213,7 +225,15 @@ class PrimaryRemote(Remote):
         return await self._run("ListXattr", lambda p: p.listxattr(gfid), False)
 
     async def flush(self, fh: int) -> None:
-        await self._on_fh("Flush", fh, lambda p, f: p.flush(f), False)
+        """Answered here, with no call, while the volume answers: a close has nothing
+        left to make durable. Every write was acknowledged by every in-sync member
+        before its reply (I1; with `writeback=on` the kernel sends the dirty pages as
+        writes before the FLUSH), record locks are the kernel's, and fsync still goes
+        to every member. After a call found the volume gone or unreachable the primary
+        is asked, so the close reports what is true then (ESHUTDOWN, EIO)."""
+        self._info(fh)
+        if self._unwell:
+            await self._on_fh("Flush", fh, lambda p, f: p.flush(f), False)
 
     # -- mutations ---------------------------------------------------------------------------
 
@@ -251,7 +271,8 @@ class PrimaryRemote(Remote):
         attr, fh, brick = await self._run("MakeNode", fn, True)
         if open_flags is None:
             return attr, 0
-        return attr, self._new_fh(gfid, open_flags, brick, fh)
+        # attr.gfid: a create of a name another client made first opens that file.
+        return attr, self._new_fh(attr.gfid, open_flags, brick, fh)
 
     async def open(self, gfid: bytes, flags: int) -> tuple[int, pb.Attr]:
         async def fn(p: Remote) -> tuple[int, pb.Attr, str]:

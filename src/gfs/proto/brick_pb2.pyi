@@ -456,7 +456,7 @@ class LockReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("brick", "epoch", "req", "method", "payload", "session", "fh", "gfid", "sender")
+    __slots__ = ("brick", "epoch", "req", "method", "payload", "session", "fh", "gfid", "sender", "pin", "flags")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     REQ_FIELD_NUMBER: _ClassVar[int]
@@ -466,6 +466,8 @@ class ForwardRequest(_message.Message):
     FH_FIELD_NUMBER: _ClassVar[int]
     GFID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
     brick: str
     epoch: int
     req: str
@@ -475,7 +477,9 @@ class ForwardRequest(_message.Message):
     fh: int
     gfid: bytes
     sender: str
-    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., req: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., session: _Optional[str] = ..., fh: _Optional[int] = ..., gfid: _Optional[bytes] = ..., sender: _Optional[str] = ...) -> None: ...
+    pin: bytes
+    flags: int
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., req: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., session: _Optional[str] = ..., fh: _Optional[int] = ..., gfid: _Optional[bytes] = ..., sender: _Optional[str] = ..., pin: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
 
 class ForwardReply(_message.Message):
     __slots__ = ("err", "reply", "epoch")
