@@ -117,6 +117,7 @@ def open_and_unlink(brick: Any, epoch: int, session: str, gfid: bytes) -> None:
             payload=pb.NameRequest(parent=ROOT, name=b"f").SerializeToString(),
             session=session,
             pin=gfid,
+            sender="p",
         ),
         timeout=10,
     )
