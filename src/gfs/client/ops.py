@@ -10,6 +10,7 @@ import errno
 import functools
 import itertools
 import logging
+import os
 import stat
 import time
 import uuid
@@ -22,6 +23,7 @@ import trio
 from pyfuse3 import FUSEError
 
 from gfs.client.capcache import XattrCache
+from gfs.client.dircache import DirCache
 from gfs.client.inodes import InodeTable, UnknownInode
 from gfs.client.remote import Remote, RemoteError
 from gfs.proto import brick_pb2 as pb
@@ -61,6 +63,20 @@ def fuse_errors(fn: F) -> F:
     return cast(F, wrapper)
 
 
+def changes(fn: F) -> F:
+    """A mutation: cached listings from before it stop answering lookups (dircache)."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Operations, *args: Any, **kwargs: Any) -> Any:
+        self.dirs.changed()
+        try:
+            return await fn(self, *args, **kwargs)
+        finally:
+            self.dirs.changed()
+
+    return cast(F, wrapper)
+
+
 class Operations(pyfuse3.Operations):
     supports_dot_lookup = False
 
@@ -79,6 +95,7 @@ class Operations(pyfuse3.Operations):
         self.on_error = on_error
         self.inodes = InodeTable()
         self.xattrs = XattrCache(attr_timeout)
+        self.dirs = DirCache(min(attr_timeout, entry_timeout))
         self._dirs: dict[int, _DirStream] = {}
         self._next_dir = itertools.count(1)
         self.attr_timeout = attr_timeout
@@ -127,12 +144,35 @@ class Operations(pyfuse3.Operations):
     async def lookup(
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self._entry(await self.remote.lookup(self._g(parent_inode), name))
+        parent = self._g(parent_inode)
+        hit = self.dirs.get(parent_inode, name)
+        if hit is not None:
+            e, age = hit
+            ino = self.inodes.ref(e.attr.gfid)
+            if e.xattrs_listed:
+                self.xattrs.listed(ino, e.xattr_names, time.monotonic() - age)
+            return self._attrs(e.attr, ino, age)
+        a = await self.remote.lookup(parent, name)
+        if self.dirs.found(parent_inode):
+            await self._list_ahead(parent_inode, parent)
+        return self._entry(a)
+
+    async def _list_ahead(self, ino: int, gfid: bytes) -> None:
+        """List a directory whose names are being looked up one by one (dircache)."""
+        asked = time.monotonic()
+        try:
+            entries, eof = await self.remote.readdir(gfid, 0, READDIR_BATCH)
+        except RemoteError as e:
+            self.dirs.failed(ino)
+            log.debug("op=list-ahead failed errno=%d", e.errno)
+            return
+        self.dirs.listed(ino, entries, eof, asked)
 
     async def forget(self, inode_list: Sequence[tuple[pyfuse3.InodeT, int]]) -> None:
         for ino, n in inode_list:
             self.inodes.forget(ino, n)
             self.xattrs.forget(ino)
+            self.dirs.forget(ino)
 
     @fuse_errors
     async def getattr(
@@ -141,6 +181,7 @@ class Operations(pyfuse3.Operations):
         return self._attrs(await self.remote.getattr(self._g(inode)), inode)
 
     @fuse_errors
+    @changes
     async def setattr(
         self,
         inode: pyfuse3.InodeT,
@@ -195,6 +236,7 @@ class Operations(pyfuse3.Operations):
         )
 
     @fuse_errors
+    @changes
     async def mknod(
         self,
         parent_inode: pyfuse3.InodeT,
@@ -208,6 +250,7 @@ class Operations(pyfuse3.Operations):
         return self._entry(a)
 
     @fuse_errors
+    @changes
     async def mkdir(
         self,
         parent_inode: pyfuse3.InodeT,
@@ -219,6 +262,7 @@ class Operations(pyfuse3.Operations):
         return self._entry(a)
 
     @fuse_errors
+    @changes
     async def symlink(
         self,
         parent_inode: pyfuse3.InodeT,
@@ -232,6 +276,7 @@ class Operations(pyfuse3.Operations):
         return self._entry(a)
 
     @fuse_errors
+    @changes
     async def create(
         self,
         parent_inode: pyfuse3.InodeT,
@@ -246,18 +291,21 @@ class Operations(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh)), self._entry(a)
 
     @fuse_errors
+    @changes
     async def unlink(
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> None:
         await self.remote.unlink(self._g(parent_inode), name)
 
     @fuse_errors
+    @changes
     async def rmdir(
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> None:
         await self.remote.rmdir(self._g(parent_inode), name)
 
     @fuse_errors
+    @changes
     async def rename(
         self,
         parent_inode_old: pyfuse3.InodeT,
@@ -272,6 +320,7 @@ class Operations(pyfuse3.Operations):
         )
 
     @fuse_errors
+    @changes
     async def link(
         self,
         inode: pyfuse3.InodeT,
@@ -288,7 +337,15 @@ class Operations(pyfuse3.Operations):
     async def open(
         self, inode: pyfuse3.InodeT, flags: pyfuse3.FlagT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.FileInfo:
-        fh, _ = await self.remote.open(self._g(inode), flags)
+        gfid = self._g(inode)
+        if not flags & os.O_TRUNC:
+            fh, _ = await self.remote.open(gfid, flags)
+        else:
+            self.dirs.changed()
+            try:
+                fh, _ = await self.remote.open(gfid, flags)
+            finally:
+                self.dirs.changed()
         return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh))
 
     @fuse_errors
@@ -296,6 +353,7 @@ class Operations(pyfuse3.Operations):
         return await self.remote.read(fh, off, size)
 
     @fuse_errors
+    @changes
     async def write(self, fh: pyfuse3.FileHandleT, off: int, buf: bytes) -> int:
         return await self.remote.write(fh, off, buf)
 
@@ -400,6 +458,7 @@ class Operations(pyfuse3.Operations):
     # -- xattrs ------------------------------------------------------------------------------
 
     @fuse_errors
+    @changes
     async def setxattr(
         self,
         inode: pyfuse3.InodeT,
@@ -442,6 +501,7 @@ class Operations(pyfuse3.Operations):
         return [pyfuse3.XAttrNameT(n) for n in names]
 
     @fuse_errors
+    @changes
     async def removexattr(
         self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, ctx: pyfuse3.RequestContext
     ) -> None:

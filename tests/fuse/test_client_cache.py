@@ -1,8 +1,7 @@
-"""The client's xattr cache (gfs.client.capcache) on two mounts of one replica-3 volume.
-
-A listing fills the cache (ReadDir carries each entry's xattr names); a change
-through the same mount must show at once, one through another mount within the
-attribute timeout.
+"""The client's caches on two mounts of one replica-3 volume: xattr names
+(gfs.client.capcache, filled by listings) and lookups answered from a listing
+(gfs.client.dircache). A change through the same mount must show at once, one
+through another mount within the attribute timeout.
 """
 
 from __future__ import annotations
@@ -101,3 +100,24 @@ def test_other_mount_sees_changes_within_attr_timeout(mounts: tuple[Path, Path])
     assert sorted(os.listxattr(b / "d" / "f")) == ["system.posix_acl_access", "user.k"]
     os.removexattr(a / "d" / "f", "user.k")
     wait_for(lambda: xattr(b / "d" / "f", "user.k") is None, 10 * ATTR_TIMEOUT, "removal on b")
+
+
+def test_lookups_from_a_listing_stay_coherent(mounts: tuple[Path, Path]) -> None:
+    a, b = mounts
+    (a / "d").mkdir()
+    for i in range(10):
+        (a / "d" / f"f{i}").write_bytes(b"x")
+    wait_for(lambda: (b / "d" / "f9").exists(), 10 * ATTR_TIMEOUT, "f9 on the second mount")
+    for mnt in (a, b):  # two lookups by RPC start a listing; the rest come from it
+        assert [os.stat(mnt / "d" / f"f{i}").st_size for i in range(10)] == [1] * 10
+    # Same mount: its own change shows at once, though a listing from before it is cached.
+    (b / "d" / "f5").write_bytes(b"xyz")
+    (b / "d" / "new").write_bytes(b"n")
+    os.unlink(b / "d" / "f6")
+    assert os.stat(b / "d" / "f5").st_size == 3
+    assert os.stat(b / "d" / "new").st_size == 1
+    assert not (b / "d" / "f6").exists()
+    # Other mount: a's listing may answer for up to the attribute timeout, not longer.
+    wait_for(lambda: os.stat(a / "d" / "f5").st_size == 3, 10 * ATTR_TIMEOUT, "f5's size on a")
+    wait_for(lambda: not (a / "d" / "f6").exists(), 10 * ATTR_TIMEOUT, "f6 gone on a")
+    assert os.stat(a / "d" / "new").st_size == 1  # a name not listed is asked for
