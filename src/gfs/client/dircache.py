@@ -13,8 +13,9 @@ Rules that keep it no staler than the kernel's own caches:
   another mount just created shows at once, as without the cache);
 - any change through this mount (any mutation, on any object) makes every
   listing asked for before it unusable, so this mount always sees its own changes;
-- at most MAX_DIRS listings are kept, and a directory larger than one ReadDir
-  batch is not listed again for a while (a listing would cost more than it saves).
+- at most MAX_DIRS listings are kept, and a directory larger than the client lists
+  (ops.LIST_AHEAD_MAX entries) is not listed again for a while (a listing of it
+  would cost more than it saves; the part listed still answers its names).
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 READDIR_BATCH = 512
+#: A directory with more entries is not listed to answer lookups (dircache).
+LIST_AHEAD_MAX = 4 * READDIR_BATCH
 #: readdir positions 1 and 2 are "." and ".."; brick cookies start at 3.
 DOT, DOTDOT = 1, 2
 
@@ -160,8 +162,15 @@ class Operations(pyfuse3.Operations):
     async def _list_ahead(self, ino: int, gfid: bytes) -> None:
         """List a directory whose names are being looked up one by one (dircache)."""
         asked = time.monotonic()
+        entries: list[pb.DirEntry] = []
+        eof = False
         try:
-            entries, eof = await self.remote.readdir(gfid, 0, READDIR_BATCH)
+            while not eof and len(entries) < LIST_AHEAD_MAX:
+                batch, eof = await self.remote.readdir(
+                    gfid, entries[-1].cookie if entries else 0, READDIR_BATCH
+                )
+                entries += batch
+                eof = eof or not batch
         except RemoteError as e:
             self.dirs.failed(ino)
             log.debug("op=list-ahead failed errno=%d", e.errno)
