@@ -85,3 +85,11 @@ def test_bounded(clock: Clock) -> None:
     for ino in range(dircache.MAX_DIRS + 50):
         d.found(ino)
     assert len(d) <= dircache.MAX_DIRS
+    d.found(1)
+    d.found(1)
+    d.listed(1, entries(b"a"), eof=True, asked=clock.now)
+    clock.now += 2
+    d.found(2)
+    d.found(2)
+    d.listed(2, entries(b"b"), eof=True, asked=clock.now)
+    assert d._dirs[1].entries == {}  # an expired listing is dropped when another comes

@@ -99,6 +99,11 @@ class DirCache:
             return  # the reply may predate a change made meanwhile
         d.fetched = asked
         d.entries = {e.name: e for e in entries}
+        # Expired listings go now, not at their next lookup: memory stays bounded by
+        # what was listed within the last attr-timeout.
+        for other in self._dirs.values():
+            if other.entries and other.fetched + self.ttl < asked:
+                other.entries = {}
 
     def failed(self, parent: int) -> None:
         d = self._dirs.get(parent)
