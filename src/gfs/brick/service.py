@@ -323,9 +323,18 @@ class BrickService:
 
     @rpc(pb.ReadDirReply)
     def ReadDir(self, b: Brick, req: pb.ReadDirRequest, ctx: Any) -> pb.ReadDirReply:
-        entries, eof = b.readdir(req.gfid, req.offset, req.max_entries)
+        entries, eof = b.readdir_xattrs(req.gfid, req.offset, req.max_entries)
         return pb.ReadDirReply(
-            entries=[pb.DirEntry(name=n, cookie=c, attr=attr_pb(a)) for n, c, a in entries],
+            entries=[
+                pb.DirEntry(
+                    name=n,
+                    cookie=c,
+                    attr=attr_pb(a),
+                    xattr_names=x or (),
+                    xattrs_listed=x is not None,
+                )
+                for n, c, a, x in entries
+            ],
             eof=eof,
         )
 

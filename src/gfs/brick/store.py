@@ -996,6 +996,13 @@ class Brick:
     def readdir(
         self, gfid: bytes, offset: int, max_entries: int
     ) -> tuple[list[tuple[bytes, int, Attr]], bool]:
+        entries, eof = self.readdir_xattrs(gfid, offset, max_entries, xattrs=False)
+        return [(n, c, a) for n, c, a, _ in entries], eof
+
+    def readdir_xattrs(
+        self, gfid: bytes, offset: int, max_entries: int, xattrs: bool = True
+    ) -> tuple[list[tuple[bytes, int, Attr, list[bytes] | None]], bool]:
+        """readdir plus each entry's xattr names (None: could not be read), when asked."""
         max_entries = max(1, min(max_entries or 256, 4096))
         with self.dirfd(gfid) as fd:
             names = []
@@ -1008,7 +1015,7 @@ class Brick:
                     if c > offset:
                         names.append((c, name))
             names.sort()
-            out: list[tuple[bytes, int, Attr]] = []
+            out: list[tuple[bytes, int, Attr, list[bytes] | None]] = []
             for c, name in names:
                 if len(out) == max_entries:
                     return out, False
@@ -1016,8 +1023,17 @@ class Brick:
                     a = self._entry(fd, name)
                 except FileNotFoundError:
                     continue  # removed while listing
-                out.append((name, c, a))
+                out.append((name, c, a, self._xattr_names(fd, name) if xattrs else None))
             return out, True
+
+    def _xattr_names(self, parent_fd: int, name: bytes) -> list[bytes] | None:
+        # The name, not followed, is the same inode _xattr_target reaches by GFID.
+        try:
+            names = os.listxattr(self._proc(parent_fd, name), follow_symlinks=False)
+        except OSError:
+            return None  # renamed or removed meanwhile: the client asks when it needs to
+        out = [os.fsencode(n) for n in names]
+        return [n for n in out if not n.startswith(HIDDEN_XATTR_PREFIX)]
 
     def statfs(self) -> os.statvfs_result:
         s = os.fstatvfs(self.root_fd)

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import logging
+import os
 import stat
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import pyfuse3
 import trio
 from pyfuse3 import FUSEError
 
-from gfs.client.capcache import CapabilityCache
+from gfs.client.capcache import XattrCache
+from gfs.client.dircache import DirCache
 from gfs.client.inodes import InodeTable, UnknownInode
 from gfs.client.remote import Remote, RemoteError
 from gfs.proto import brick_pb2 as pb
@@ -27,8 +32,25 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 READDIR_BATCH = 512
+#: A directory with more entries is not listed to answer lookups (dircache).
+LIST_AHEAD_MAX = 4 * READDIR_BATCH
 #: readdir positions 1 and 2 are "." and ".."; brick cookies start at 3.
 DOT, DOTDOT = 1, 2
+
+
+@dataclass
+class _DirStream:
+    """An open directory: the entries fetched but not yet taken by the kernel.
+
+    The kernel reads a listing a few hundred entries at a time, so one ReadDir batch
+    serves several of its requests; `pending` follows cookie `after`. A batch is used
+    for at most attr-timeout after it was fetched (its attributes go to the kernel)."""
+
+    ino: int
+    after: int = -1
+    pending: list[pb.DirEntry] = field(default_factory=list)
+    eof: bool = False
+    fetched: float = 0.0
 
 
 def fuse_errors(fn: F) -> F:
@@ -39,6 +61,20 @@ def fuse_errors(fn: F) -> F:
         except (RemoteError, UnknownInode) as e:
             self.on_error(e.errno)
             raise FUSEError(e.errno) from None
+
+    return cast(F, wrapper)
+
+
+def changes(fn: F) -> F:
+    """A mutation: cached listings from before it stop answering lookups (dircache)."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Operations, *args: Any, **kwargs: Any) -> Any:
+        self.dirs.changed()
+        try:
+            return await fn(self, *args, **kwargs)
+        finally:
+            self.dirs.changed()
 
     return cast(F, wrapper)
 
@@ -60,7 +96,10 @@ class Operations(pyfuse3.Operations):
         self.remote = remote
         self.on_error = on_error
         self.inodes = InodeTable()
-        self.caps = CapabilityCache(attr_timeout)
+        self.xattrs = XattrCache(attr_timeout)
+        self.dirs = DirCache(min(attr_timeout, entry_timeout))
+        self._dirs: dict[int, _DirStream] = {}
+        self._next_dir = itertools.count(1)
         self.attr_timeout = attr_timeout
         self.entry_timeout = entry_timeout
         self.enable_writeback_cache = writeback
@@ -73,12 +112,14 @@ class Operations(pyfuse3.Operations):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _attrs(self, a: pb.Attr, ino: int) -> pyfuse3.EntryAttributes:
+    def _attrs(self, a: pb.Attr, ino: int, age: float = 0.0) -> pyfuse3.EntryAttributes:
+        """`age`: seconds since the brick was asked (the kernel may trust the answer
+        only for what is left of the timeouts)."""
         e = pyfuse3.EntryAttributes()
         e.st_ino = pyfuse3.InodeT(ino)
         e.generation = 0
-        e.entry_timeout = self.entry_timeout
-        e.attr_timeout = self.attr_timeout
+        e.entry_timeout = max(0.0, self.entry_timeout - age)
+        e.attr_timeout = max(0.0, self.attr_timeout - age)
         e.st_mode = pyfuse3.ModeT(a.mode)
         e.st_nlink = a.nlink
         e.st_uid = a.uid
@@ -105,12 +146,42 @@ class Operations(pyfuse3.Operations):
     async def lookup(
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self._entry(await self.remote.lookup(self._g(parent_inode), name))
+        parent = self._g(parent_inode)
+        hit = self.dirs.get(parent_inode, name)
+        if hit is not None:
+            e, age = hit
+            ino = self.inodes.ref(e.attr.gfid)
+            if e.xattrs_listed:
+                self.xattrs.listed(ino, e.xattr_names, time.monotonic() - age)
+            return self._attrs(e.attr, ino, age)
+        a = await self.remote.lookup(parent, name)
+        if self.dirs.found(parent_inode):
+            await self._list_ahead(parent_inode, parent)
+        return self._entry(a)
+
+    async def _list_ahead(self, ino: int, gfid: bytes) -> None:
+        """List a directory whose names are being looked up one by one (dircache)."""
+        asked = time.monotonic()
+        entries: list[pb.DirEntry] = []
+        eof = False
+        try:
+            while not eof and len(entries) < LIST_AHEAD_MAX:
+                batch, eof = await self.remote.readdir(
+                    gfid, entries[-1].cookie if entries else 0, READDIR_BATCH
+                )
+                entries += batch
+                eof = eof or not batch
+        except RemoteError as e:
+            self.dirs.failed(ino)
+            log.debug("op=list-ahead failed errno=%d", e.errno)
+            return
+        self.dirs.listed(ino, entries, eof, asked)
 
     async def forget(self, inode_list: Sequence[tuple[pyfuse3.InodeT, int]]) -> None:
         for ino, n in inode_list:
             self.inodes.forget(ino, n)
-            self.caps.forget(ino)
+            self.xattrs.forget(ino)
+            self.dirs.forget(ino)
 
     @fuse_errors
     async def getattr(
@@ -119,6 +190,7 @@ class Operations(pyfuse3.Operations):
         return self._attrs(await self.remote.getattr(self._g(inode)), inode)
 
     @fuse_errors
+    @changes
     async def setattr(
         self,
         inode: pyfuse3.InodeT,
@@ -140,8 +212,15 @@ class Operations(pyfuse3.Operations):
             change["atime_ns"] = attr.st_atime_ns
         if fields.update_mtime:
             change["mtime_ns"] = attr.st_mtime_ns
-        # The caller's uid lets the brick tell root's chmod u+s of a root file from others'.
-        a = await self.remote.setattr(self._g(inode), fh or 0, ctx.uid, **change)
+        gfid = self._g(inode)
+        if "mode" in change:
+            self.xattrs.changed(inode)  # chmod rewrites an ACL's mask entry
+        try:
+            # The caller's uid lets the brick tell root's chmod u+s of a root file from others'.
+            a = await self.remote.setattr(gfid, fh or 0, ctx.uid, **change)
+        finally:
+            if "mode" in change:
+                self.xattrs.changed(inode)
         return self._attrs(a, inode)
 
     @fuse_errors
@@ -167,6 +246,7 @@ class Operations(pyfuse3.Operations):
         )
 
     @fuse_errors
+    @changes
     async def mknod(
         self,
         parent_inode: pyfuse3.InodeT,
@@ -180,6 +260,7 @@ class Operations(pyfuse3.Operations):
         return self._entry(a)
 
     @fuse_errors
+    @changes
     async def mkdir(
         self,
         parent_inode: pyfuse3.InodeT,
@@ -191,6 +272,7 @@ class Operations(pyfuse3.Operations):
         return self._entry(a)
 
     @fuse_errors
+    @changes
     async def symlink(
         self,
         parent_inode: pyfuse3.InodeT,
@@ -204,6 +286,7 @@ class Operations(pyfuse3.Operations):
         return self._entry(a)
 
     @fuse_errors
+    @changes
     async def create(
         self,
         parent_inode: pyfuse3.InodeT,
@@ -218,18 +301,21 @@ class Operations(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh)), self._entry(a)
 
     @fuse_errors
+    @changes
     async def unlink(
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> None:
         await self.remote.unlink(self._g(parent_inode), name)
 
     @fuse_errors
+    @changes
     async def rmdir(
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> None:
         await self.remote.rmdir(self._g(parent_inode), name)
 
     @fuse_errors
+    @changes
     async def rename(
         self,
         parent_inode_old: pyfuse3.InodeT,
@@ -244,6 +330,7 @@ class Operations(pyfuse3.Operations):
         )
 
     @fuse_errors
+    @changes
     async def link(
         self,
         inode: pyfuse3.InodeT,
@@ -260,7 +347,15 @@ class Operations(pyfuse3.Operations):
     async def open(
         self, inode: pyfuse3.InodeT, flags: pyfuse3.FlagT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.FileInfo:
-        fh, _ = await self.remote.open(self._g(inode), flags)
+        gfid = self._g(inode)
+        if not flags & os.O_TRUNC:
+            fh, _ = await self.remote.open(gfid, flags)
+        else:
+            self.dirs.changed()
+            try:
+                fh, _ = await self.remote.open(gfid, flags)
+            finally:
+                self.dirs.changed()
         return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh))
 
     @fuse_errors
@@ -268,11 +363,14 @@ class Operations(pyfuse3.Operations):
         return await self.remote.read(fh, off, size)
 
     @fuse_errors
+    @changes
     async def write(self, fh: pyfuse3.FileHandleT, off: int, buf: bytes) -> int:
         return await self.remote.write(fh, off, buf)
 
     @fuse_errors
     async def flush(self, fh: pyfuse3.FileHandleT) -> None:
+        # The replica layer answers it without a call while the volume answers
+        # (ReplicatedRemote.flush says why that keeps close durable).
         await self.remote.flush(fh)
 
     @fuse_errors
@@ -290,15 +388,24 @@ class Operations(pyfuse3.Operations):
         self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.FileHandleT:
         self._g(inode)
-        return pyfuse3.FileHandleT(inode)  # the kernel pins the inode while it is open
+        fh = next(self._next_dir)
+        self._dirs[fh] = _DirStream(inode)  # the kernel pins the inode while it is open
+        return pyfuse3.FileHandleT(fh)
+
+    def _dir(self, fh: int) -> _DirStream:
+        d = self._dirs.get(fh)
+        if d is None:
+            raise FUSEError(errno.EBADF)
+        return d
 
     @fuse_errors
     async def readdir(
         self, fh: pyfuse3.FileHandleT, start_id: int, token: pyfuse3.ReaddirToken
     ) -> None:
-        gfid = self._g(fh)
+        d = self._dir(fh)
+        gfid = self._g(d.ino)
         dot = pyfuse3.EntryAttributes()
-        dot.st_ino = pyfuse3.InodeT(fh)
+        dot.st_ino = pyfuse3.InodeT(d.ino)
         dot.st_mode = pyfuse3.ModeT(stat.S_IFDIR | 0o755)
         # "." and ".." take no lookup count (pyfuse3's rule), so the table is untouched.
         if start_id < DOT and not pyfuse3.readdir_reply(token, pyfuse3.FileNameT(b"."), dot, DOT):
@@ -308,25 +415,40 @@ class Operations(pyfuse3.Operations):
         ):
             return
         offset = max(start_id, DOTDOT)
+        if d.after != offset or time.monotonic() - d.fetched >= self.attr_timeout:
+            d.after, d.pending, d.eof = offset, [], False  # a seek, a rewind or too old
         while True:
-            entries, eof = await self.remote.readdir(gfid, offset, READDIR_BATCH)
-            for e in entries:
+            if not d.pending:
+                if d.eof:
+                    return
+                d.fetched = time.monotonic()
+                entries, d.eof = await self.remote.readdir(gfid, offset, READDIR_BATCH)
+                if not entries:
+                    d.eof = True
+                    return
+                d.pending = entries
+            age = time.monotonic() - d.fetched
+            for i, e in enumerate(d.pending):
                 ino = self.inodes.ino(e.attr.gfid)
                 if not pyfuse3.readdir_reply(
-                    token, pyfuse3.FileNameT(e.name), self._attrs(e.attr, ino), e.cookie
+                    token, pyfuse3.FileNameT(e.name), self._attrs(e.attr, ino, age), e.cookie
                 ):
+                    del d.pending[:i]
+                    d.after = offset
                     return
                 self.inodes.ref(e.attr.gfid)
+                if e.xattrs_listed:
+                    self.xattrs.listed(ino, e.xattr_names, d.fetched)
                 offset = e.cookie
-            if eof or not entries:
-                return
+            d.pending = []
+            d.after = offset
 
     async def releasedir(self, fh: pyfuse3.FileHandleT) -> None:
-        pass
+        self._dirs.pop(fh, None)
 
     @fuse_errors
     async def fsyncdir(self, fh: pyfuse3.FileHandleT, datasync: bool) -> None:
-        await self.remote.fsyncdir(self._g(fh), datasync)
+        await self.remote.fsyncdir(self._g(self._dir(fh).ino), datasync)
 
     @fuse_errors
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
@@ -346,6 +468,7 @@ class Operations(pyfuse3.Operations):
     # -- xattrs ------------------------------------------------------------------------------
 
     @fuse_errors
+    @changes
     async def setxattr(
         self,
         inode: pyfuse3.InodeT,
@@ -353,31 +476,48 @@ class Operations(pyfuse3.Operations):
         value: bytes,
         ctx: pyfuse3.RequestContext,
     ) -> None:
-        self.caps.forget(inode)
-        await self.remote.setxattr(self._g(inode), name, value, ctx.uid)
+        gfid = self._g(inode)
+        self.xattrs.changed(inode)
+        try:
+            await self.remote.setxattr(gfid, name, value, ctx.uid)
+        finally:
+            self.xattrs.changed(inode)
 
     @fuse_errors
     async def getxattr(
         self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, ctx: pyfuse3.RequestContext
     ) -> bytes:
-        if self.caps.known_absent(inode, name):
+        if self.xattrs.known_absent(inode, name):
             raise FUSEError(errno.ENODATA)
+        gfid = self._g(inode)
+        asked = time.monotonic()
         try:
-            return await self.remote.getxattr(self._g(inode), name)
+            return await self.remote.getxattr(gfid, name)
         except RemoteError as e:
             if e.errno == errno.ENODATA:
-                self.caps.absent(inode, name)
+                self.xattrs.absent(inode, name, asked)
             raise
 
     @fuse_errors
     async def listxattr(
         self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext
     ) -> Sequence[pyfuse3.XAttrNameT]:
-        return [pyfuse3.XAttrNameT(n) for n in await self.remote.listxattr(self._g(inode))]
+        names = self.xattrs.names(inode)
+        if names is None:
+            gfid = self._g(inode)
+            asked = time.monotonic()
+            names = await self.remote.listxattr(gfid)
+            self.xattrs.listed(inode, names, asked)
+        return [pyfuse3.XAttrNameT(n) for n in names]
 
     @fuse_errors
+    @changes
     async def removexattr(
         self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, ctx: pyfuse3.RequestContext
     ) -> None:
-        self.caps.forget(inode)
-        await self.remote.removexattr(self._g(inode), name)
+        gfid = self._g(inode)
+        self.xattrs.changed(inode)
+        try:
+            await self.remote.removexattr(gfid, name)
+        finally:
+            self.xattrs.changed(inode)

@@ -338,14 +338,18 @@ class ReadDirRequest(_message.Message):
     def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., offset: _Optional[int] = ..., max_entries: _Optional[int] = ...) -> None: ...
 
 class DirEntry(_message.Message):
-    __slots__ = ("name", "cookie", "attr")
+    __slots__ = ("name", "cookie", "attr", "xattr_names", "xattrs_listed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     COOKIE_FIELD_NUMBER: _ClassVar[int]
     ATTR_FIELD_NUMBER: _ClassVar[int]
+    XATTR_NAMES_FIELD_NUMBER: _ClassVar[int]
+    XATTRS_LISTED_FIELD_NUMBER: _ClassVar[int]
     name: bytes
     cookie: int
     attr: Attr
-    def __init__(self, name: _Optional[bytes] = ..., cookie: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ...) -> None: ...
+    xattr_names: _containers.RepeatedScalarFieldContainer[bytes]
+    xattrs_listed: bool
+    def __init__(self, name: _Optional[bytes] = ..., cookie: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ..., xattr_names: _Optional[_Iterable[bytes]] = ..., xattrs_listed: _Optional[bool] = ...) -> None: ...
 
 class ReadDirReply(_message.Message):
     __slots__ = ("err", "entries", "eof")
