@@ -56,6 +56,7 @@ READS = {
     "GetXattr",
     "ListXattr",
     "Lock",
+    "Seek",
 }
 #: Operations on a handle: forwarded with the primary's handle, which members map.
 HANDLE_OPS = {"Write", "Fallocate", "Fsync", "Release", "Flush"}

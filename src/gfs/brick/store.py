@@ -819,6 +819,13 @@ class Brick:
         bsys.fallocate(fd, mode, offset, length)
         self._charge(before, os.fstat(fd))
 
+    def seek(self, fh: int, offset: int, whence: int) -> int:
+        """SEEK_DATA/SEEK_HOLE on the brick's file: the holes are the brick filesystem's."""
+        if whence not in (os.SEEK_DATA, os.SEEK_HOLE) or offset < 0:
+            raise err(errno.EINVAL)
+        # os.lseek moves the shared position, which no one uses: data goes by pread/pwrite.
+        return os.lseek(self.handle(fh).fd, offset, whence)
+
     # -- directories -------------------------------------------------------------------------
 
     def readdir(

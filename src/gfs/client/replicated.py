@@ -212,6 +212,13 @@ class PrimaryRemote(Remote):
     async def listxattr(self, gfid: bytes) -> list[bytes]:
         return await self._run("ListXattr", lambda p: p.listxattr(gfid), False)
 
+    async def seek(self, fh: int, offset: int, whence: int) -> int:
+        return await self._on_fh("Seek", fh, lambda p, f: p.seek(f, offset, whence), False)
+
+    async def lock(self, req: pb.LockRequest, timeout: float | None = None) -> pb.LockReply:
+        # Locks live at the primary (docs/replication.md, "Locks").
+        return await self._run("Lock", lambda p: p.lock(req, timeout), False)
+
     async def flush(self, fh: int) -> None:
         await self._on_fh("Flush", fh, lambda p, f: p.flush(f), False)
 
@@ -285,6 +292,9 @@ class PrimaryRemote(Remote):
 
     async def fsync(self, fh: int, datasync: bool) -> None:
         await self._on_fh("Fsync", fh, lambda p, f: p.fsync(f, datasync), True)
+
+    async def fallocate(self, fh: int, mode: int, offset: int, length: int) -> None:
+        await self._on_fh("Fallocate", fh, lambda p, f: p.fallocate(f, mode, offset, length), True)
 
     async def fsyncdir(self, gfid: bytes, datasync: bool) -> None:
         await self._run("FsyncDir", lambda p: p.fsyncdir(gfid, datasync), True)

@@ -323,6 +323,26 @@ class FallocateRequest(_message.Message):
     length: int
     def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., mode: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
+class SeekRequest(_message.Message):
+    __slots__ = ("brick", "fh", "offset", "whence")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    WHENCE_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    fh: int
+    offset: int
+    whence: int
+    def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., offset: _Optional[int] = ..., whence: _Optional[int] = ...) -> None: ...
+
+class SeekReply(_message.Message):
+    __slots__ = ("err", "offset")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    offset: int
+    def __init__(self, err: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
 class ReadDirRequest(_message.Message):
     __slots__ = ("brick", "gfid", "offset", "max_entries")
     BRICK_FIELD_NUMBER: _ClassVar[int]
@@ -416,7 +436,7 @@ class ListXattrReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., names: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class LockRequest(_message.Message):
-    __slots__ = ("brick", "gfid", "owner", "type", "start", "length", "test", "wait", "pid")
+    __slots__ = ("brick", "gfid", "owner", "type", "start", "length", "test", "wait", "pid", "flock")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     GFID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -426,6 +446,7 @@ class LockRequest(_message.Message):
     TEST_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    FLOCK_FIELD_NUMBER: _ClassVar[int]
     brick: str
     gfid: bytes
     owner: bytes
@@ -435,7 +456,8 @@ class LockRequest(_message.Message):
     test: bool
     wait: bool
     pid: int
-    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., owner: _Optional[bytes] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., test: _Optional[bool] = ..., wait: _Optional[bool] = ..., pid: _Optional[int] = ...) -> None: ...
+    flock: bool
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., owner: _Optional[bytes] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., test: _Optional[bool] = ..., wait: _Optional[bool] = ..., pid: _Optional[int] = ..., flock: _Optional[bool] = ...) -> None: ...
 
 class LockReply(_message.Message):
     __slots__ = ("err", "type", "start", "length", "pid")
