@@ -597,6 +597,30 @@ def test_fallocate(fsroot: Path) -> None:
         raises_errno(errno.EINVAL, fallocate, fd, 0, 0, 0)
 
 
+def test_copy_file_range(fsroot: Path) -> None:
+    data = os.urandom(3 * MiB + 123)
+    write_file(fsroot / "src", data)
+    with (
+        opened(fsroot / "src", os.O_RDONLY) as src,
+        opened(fsroot / "dst", os.O_CREAT | os.O_RDWR) as dst,
+    ):
+        done = 0
+        while done < len(data):
+            n = os.copy_file_range(src, dst, len(data) - done, done, done + 10)
+            assert n > 0
+            done += n
+        assert os.fstat(dst).st_size == len(data) + 10
+        assert os.pread(dst, len(data) + 10, 0) == bytes(10) + data
+        # short at the source's end, 0 past it
+        assert os.copy_file_range(src, dst, 1000, len(data) - 100, 0) == 100
+        assert os.copy_file_range(src, dst, 1000, len(data), 0) == 0
+        assert os.pread(dst, 100, 0) == data[-100:]
+        # within one file
+        assert os.copy_file_range(dst, dst, 50, 1000, 5 * MiB) == 50
+        assert os.pread(dst, 50, 5 * MiB) == os.pread(dst, 50, 1000)
+    raises_errno(errno.EBADF, os.copy_file_range, -1, 0, 1)
+
+
 def test_seek_data_hole(fsroot: Path) -> None:
     """SEEK_DATA/SEEK_HOLE see the holes of a sparse file."""
     with opened(fsroot / "f", os.O_CREAT | os.O_RDWR) as fd:

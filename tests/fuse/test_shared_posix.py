@@ -118,3 +118,21 @@ def test_fallocate_on_every_replica(demo: Cluster, tmp_path: Path) -> None:
             assert bst.st_blocks * 512 >= 3 * MiB - (16 << 10), f
             with opened(f, os.O_RDONLY) as fd:
                 assert os.lseek(fd, 0, os.SEEK_DATA) == 16 << 10, f
+
+
+def test_copy_file_range_on_every_replica(demo: Cluster, tmp_path: Path) -> None:
+    with two_volume_mounts(demo, tmp_path) as (ma, mb):
+        data = os.urandom(5 * MiB + 7)
+        (ma.mountpoint / "csrc").write_bytes(data)
+        with (
+            opened(ma.mountpoint / "csrc", os.O_RDONLY) as src,
+            opened(ma.mountpoint / "cdst", os.O_CREAT | os.O_WRONLY) as dst,
+        ):
+            done = 0
+            while done < len(data):
+                n = os.copy_file_range(src, dst, len(data) - done, done, done)
+                assert n > 0
+                done += n
+        assert (mb.mountpoint / "cdst").read_bytes() == data
+        for f in brick_files(demo, "cdst"):
+            assert f.read_bytes() == data, f

@@ -59,7 +59,7 @@ READS = {
     "Seek",
 }
 #: Operations on a handle: forwarded with the primary's handle, which members map.
-HANDLE_OPS = {"Write", "Fallocate", "Fsync", "Release", "Flush"}
+HANDLE_OPS = {"Write", "Fallocate", "CopyRange", "Fsync", "Release", "Flush"}
 REQUESTS: dict[str, type[Any]] = {
     "SetAttr": pb.SetAttrRequest,
     "MakeNode": pb.MakeNodeRequest,
@@ -73,6 +73,7 @@ REQUESTS: dict[str, type[Any]] = {
     "Fsync": pb.FsyncRequest,
     "FsyncDir": pb.FsyncRequest,
     "Fallocate": pb.FallocateRequest,
+    "CopyRange": pb.CopyRangeRequest,
     "SetXattr": pb.XattrRequest,
     "RemoveXattr": pb.XattrRequest,
 }
@@ -522,6 +523,10 @@ class Replica:
                 g = self.brick.handle(req.fh).gfid
             except OSError:
                 g = b""
+            if method == "CopyRange":  # the source, too: every member copies the same bytes
+                with contextlib.suppress(OSError):
+                    req.gfid_in = self.brick.handle(req.fh_in).gfid if req.fh_in else req.gfid_in
+                return [g, req.gfid_in], g
             return [g], g
         return [req.gfid], req.gfid
 
@@ -534,6 +539,9 @@ class Replica:
             if h.append:  # members write where the primary's append landed
                 out.offset = rep.size - rep.written
             out.data = req.data[: rep.written]
+            fh = req.fh
+        elif method == "CopyRange":  # members copy from their own copy of the source
+            out.fh_in, out.length = 0, rep.copied
             fh = req.fh
         elif method in HANDLE_OPS:
             fh = req.fh

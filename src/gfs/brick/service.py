@@ -287,6 +287,13 @@ class BrickService:
         b.fallocate(req.fh, req.mode, req.offset, req.length)
         return pb.Reply()
 
+    @rpc(pb.CopyRangeReply)
+    def CopyRange(self, b: Brick, req: pb.CopyRangeRequest, ctx: Any) -> pb.CopyRangeReply:
+        copied, size = b.copy_range(
+            req.fh, req.fh_in, req.gfid_in, req.offset_in, req.offset_out, req.length
+        )
+        return pb.CopyRangeReply(copied=copied, size=size)
+
     @rpc(pb.SeekReply)
     def Seek(self, b: Brick, req: pb.SeekRequest, ctx: Any) -> pb.SeekReply:
         return pb.SeekReply(offset=b.seek(req.fh, req.offset, req.whence))

@@ -402,7 +402,7 @@ class Operations(pyfuse3.Operations):
         self.caps.forget(inode)
         await self.remote.removexattr(self._g(inode), name)
 
-    # -- locks, fallocate, lseek (handlers of the patched pyfuse3: scripts/pyfuse3) ---------
+    # -- locks, fallocate, lseek, copy_file_range (the patched pyfuse3: scripts/pyfuse3) ---
 
     def _lock(
         self, inode: int, owner: int, kind: Any, start: int, length: int, pid: int
@@ -495,3 +495,17 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def lseek(self, fh: pyfuse3.FileHandleT, offset: int, whence: int) -> int:
         return await self.remote.seek(fh, offset, whence)
+
+    @fuse_errors
+    async def copy_file_range(
+        self,
+        fh_in: pyfuse3.FileHandleT,
+        off_in: int,
+        fh_out: pyfuse3.FileHandleT,
+        off_out: int,
+        length: int,
+        flags: int,
+    ) -> int:
+        if flags:
+            raise FUSEError(errno.EINVAL)
+        return await self.remote.copy_range(fh_in, off_in, fh_out, off_out, length)

@@ -211,6 +211,25 @@ class Remote:
             pb.FallocateRequest(brick=self.brick, fh=fh, mode=mode, offset=offset, length=length),
         )
 
+    async def copy_range(
+        self, fh_in: int, off_in: int, fh_out: int, off_out: int, length: int, gfid_in: bytes = b""
+    ) -> int:
+        """copy_file_range on the brick (source: the handle `fh_in`, or the object `gfid_in`
+        when given); the bytes copied, maybe fewer than `length`."""
+        r = await self._call(
+            "CopyRange",
+            pb.CopyRangeRequest(
+                brick=self.brick,
+                fh=fh_out,
+                fh_in=0 if gfid_in else fh_in,
+                gfid_in=gfid_in,
+                offset_in=off_in,
+                offset_out=off_out,
+                length=length,
+            ),
+        )
+        return r.copied  # type: ignore[no-any-return]
+
     async def seek(self, fh: int, offset: int, whence: int) -> int:
         r = await self._call(
             "Seek", pb.SeekRequest(brick=self.brick, fh=fh, offset=offset, whence=whence)

@@ -296,6 +296,18 @@ class PrimaryRemote(Remote):
     async def fallocate(self, fh: int, mode: int, offset: int, length: int) -> None:
         await self._on_fh("Fallocate", fh, lambda p, f: p.fallocate(f, mode, offset, length), True)
 
+    async def copy_range(
+        self, fh_in: int, off_in: int, fh_out: int, off_out: int, length: int, gfid_in: bytes = b""
+    ) -> int:
+        # The source by GFID: the primary and every member copy from their own replica.
+        src = gfid_in or self._info(fh_in).gfid
+        return await self._on_fh(
+            "CopyRange",
+            fh_out,
+            lambda p, f: p.copy_range(0, off_in, f, off_out, length, gfid_in=src),
+            True,
+        )
+
     async def fsyncdir(self, gfid: bytes, datasync: bool) -> None:
         await self._run("FsyncDir", lambda p: p.fsyncdir(gfid, datasync), True)
 

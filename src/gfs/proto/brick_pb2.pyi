@@ -323,6 +323,34 @@ class FallocateRequest(_message.Message):
     length: int
     def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., mode: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
+class CopyRangeRequest(_message.Message):
+    __slots__ = ("brick", "fh", "fh_in", "gfid_in", "offset_in", "offset_out", "length")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    FH_IN_FIELD_NUMBER: _ClassVar[int]
+    GFID_IN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_IN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_OUT_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    fh: int
+    fh_in: int
+    gfid_in: bytes
+    offset_in: int
+    offset_out: int
+    length: int
+    def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., fh_in: _Optional[int] = ..., gfid_in: _Optional[bytes] = ..., offset_in: _Optional[int] = ..., offset_out: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
+class CopyRangeReply(_message.Message):
+    __slots__ = ("err", "copied", "size")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    copied: int
+    size: int
+    def __init__(self, err: _Optional[int] = ..., copied: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
 class SeekRequest(_message.Message):
     __slots__ = ("brick", "fh", "offset", "whence")
     BRICK_FIELD_NUMBER: _ClassVar[int]
