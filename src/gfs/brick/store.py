@@ -31,8 +31,9 @@ HIDDEN_XATTR_PREFIX = b"trusted.gfs."
 META = b".gfs"
 NAME_MAX = 255
 DIRFD_CACHE = 256  # per brick: a node may serve thousands of bricks
-#: at most this much per CopyRange (a short copy: the caller asks again), to bound an RPC
-MAX_COPY = 64 << 20
+#: at most this much per CopyRange (a short copy: the caller asks again): its forward must
+#: finish well within the failure-detection timeout, like a 1 MiB write
+MAX_COPY = 4 << 20
 #: Cookies 1 and 2 are left for the client's "." and "..".
 FIRST_COOKIE = 3
 
