@@ -6,12 +6,13 @@ cd "$(dirname "$0")/.."
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
-pkgs=(libfuse3-dev fuse3 pkg-config attr acl)
+# gcc, python3-dev and patch build pyfuse3 from its patched sdist (below)
+pkgs=(libfuse3-dev fuse3 pkg-config attr acl gcc python3-dev patch)
 # the tests run a throwaway PostgreSQL next to SQLite and a real Prometheus (and promtool)
 # against grafana/; the deployment test runs sshd in network namespaces (iproute2) with
 # what the playbook installs already there (it runs offline), and CI validates the Vagrantfile;
 # the smoke run of bench/compare drives fio and a GlusterFS replica-3 volume
-[ -n "$extras" ] && pkgs+=(postgresql prometheus openssh-server openssh-client iproute2 python3-venv python3-apt python3-dev gcc vagrant fio glusterfs-server glusterfs-client)
+[ -n "$extras" ] && pkgs+=(postgresql prometheus openssh-server openssh-client iproute2 python3-venv python3-apt vagrant fio glusterfs-server glusterfs-client)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -25,5 +26,6 @@ venv=${GFS_VENV:-.venv}
 py=${PYTHON:-python3}
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+bash scripts/pyfuse3/build.sh "$venv/bin/python"
 "$venv/bin/python" -m pip install -q -e ".$extras"
 echo "install.sh: gfs installed in $venv"

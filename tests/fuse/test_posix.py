@@ -13,6 +13,7 @@ import hashlib
 import mmap
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -48,6 +49,7 @@ UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 FALLOC_FL_KEEP_SIZE = 1
 FALLOC_FL_PUNCH_HOLE = 2
+FALLOC_FL_ZERO_RANGE = 0x10
 
 
 def raises_errno(expected: int | tuple[int, ...], fn: Callable[..., Any], *args: Any) -> None:
@@ -567,24 +569,71 @@ def test_posix_fallocate(fsroot: Path) -> None:
 
 
 def test_fallocate(fsroot: Path) -> None:
-    """Documented difference: through gfs, fallocate(2) is EOPNOTSUPP (pyfuse3 has no such op)."""
+    """fallocate(2) in every mode, with its effect on size, bytes and blocks (same on both)."""
     with opened(fsroot / "f", os.O_CREAT | os.O_RDWR) as fd:
         os.write(fd, b"x" * 8192)
-        if on_gfs(fsroot):
-            raises_errno(errno.EOPNOTSUPP, fallocate, fd, 0, 0, MiB)
-            raises_errno(
-                errno.EOPNOTSUPP, fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096
-            )
-            assert os.fstat(fd).st_size == 8192  # never success without the effect
-            assert os.pread(fd, 8192, 0) == b"x" * 8192
-        else:
-            fallocate(fd, 0, 0, MiB)
-            st = os.fstat(fd)
-            assert st.st_size == MiB
-            assert st.st_blocks * 512 >= MiB
-            fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096)
-            assert os.pread(fd, 8192, 0) == bytes(4096) + b"x" * 4096
-            assert os.fstat(fd).st_size == MiB
+        fallocate(fd, 0, 0, MiB)
+        st = os.fstat(fd)
+        assert st.st_size == MiB
+        assert st.st_blocks * 512 >= MiB
+        assert os.pread(fd, 8193, 0) == b"x" * 8192 + b"\0"
+        # KEEP_SIZE: blocks past the end, the size stays
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, MiB, MiB)
+        st = os.fstat(fd)
+        assert st.st_size == MiB
+        assert st.st_blocks * 512 >= 2 * MiB
+        # PUNCH_HOLE: zeros and fewer blocks
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096)
+        assert os.pread(fd, 8192, 0) == bytes(4096) + b"x" * 4096
+        after = os.fstat(fd)
+        assert after.st_size == MiB
+        assert after.st_blocks < st.st_blocks
+        # ZERO_RANGE: zeros in place; without KEEP_SIZE it may extend the file
+        fallocate(fd, FALLOC_FL_ZERO_RANGE, 4096, 2048)
+        assert os.pread(fd, 8192, 0) == bytes(6144) + b"x" * 2048
+        fallocate(fd, FALLOC_FL_ZERO_RANGE, MiB, 4096)
+        assert os.fstat(fd).st_size == MiB + 4096
+        raises_errno(errno.EOPNOTSUPP, fallocate, fd, FALLOC_FL_PUNCH_HOLE, 0, 4096)
+        raises_errno(errno.EINVAL, fallocate, fd, 0, 0, 0)
+
+
+def test_copy_file_range(fsroot: Path) -> None:
+    data = os.urandom(3 * MiB + 123)
+    write_file(fsroot / "src", data)
+    with (
+        opened(fsroot / "src", os.O_RDONLY) as src,
+        opened(fsroot / "dst", os.O_CREAT | os.O_RDWR) as dst,
+    ):
+        done = 0
+        while done < len(data):
+            n = os.copy_file_range(src, dst, len(data) - done, done, done + 10)
+            assert n > 0
+            done += n
+        assert os.fstat(dst).st_size == len(data) + 10
+        assert os.pread(dst, len(data) + 10, 0) == bytes(10) + data
+        # short at the source's end, 0 past it
+        assert os.copy_file_range(src, dst, 1000, len(data) - 100, 0) == 100
+        assert os.copy_file_range(src, dst, 1000, len(data), 0) == 0
+        assert os.pread(dst, 100, 0) == data[-100:]
+        # within one file
+        assert os.copy_file_range(dst, dst, 50, 1000, 5 * MiB) == 50
+        assert os.pread(dst, 50, 5 * MiB) == os.pread(dst, 50, 1000)
+    raises_errno(errno.EBADF, os.copy_file_range, -1, 0, 1)
+
+
+def test_seek_data_hole(fsroot: Path) -> None:
+    """SEEK_DATA/SEEK_HOLE see the holes of a sparse file."""
+    with opened(fsroot / "f", os.O_CREAT | os.O_RDWR) as fd:
+        os.pwrite(fd, b"a" * 4096, 0)
+        os.pwrite(fd, b"b" * 4096, MiB)
+        os.fsync(fd)
+        assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+        assert os.lseek(fd, 0, os.SEEK_HOLE) == 4096
+        assert os.lseek(fd, 4096, os.SEEK_DATA) == MiB
+        assert os.lseek(fd, MiB, os.SEEK_HOLE) == MiB + 4096  # the end counts as a hole
+        raises_errno(errno.ENXIO, os.lseek, fd, MiB + 4096, os.SEEK_DATA)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096)
+        assert os.lseek(fd, 0, os.SEEK_DATA) == MiB
 
 
 # --- directories -------------------------------------------------------------------------
@@ -903,7 +952,6 @@ def test_flock_same_mount(fsroot: Path) -> None:
 
 
 @pytest.mark.fuse
-@pytest.mark.xfail(strict=True, reason="pyfuse3 has no lock ops: locks are local to one mount")
 def test_record_locks_across_mounts(two_mounts: tuple[Path, Path]) -> None:
     a, b = two_mounts
     write_file(a / "f", b"x")
@@ -911,3 +959,108 @@ def test_record_locks_across_mounts(two_mounts: tuple[Path, Path]) -> None:
     with opened(a / "f", os.O_RDWR) as fd:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert try_lock_elsewhere(b / "f") in LOCK_CONFLICT
+    # close() drops the lock everywhere
+    assert try_lock_elsewhere(b / "f") == 0
+    with opened(b / "f", os.O_RDWR) as fd:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 10, 0)
+        assert try_lock_elsewhere(a / "f", 10, 0) in LOCK_CONFLICT
+        assert try_lock_elsewhere(a / "f", 10, 10) == 0  # a disjoint range is free
+        # F_GETLK on A reports B's read lock
+        r = run_py(GET_LOCK, str(a / "f"))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == [str(fcntl.F_RDLCK), "0", "10"]
+
+
+GET_LOCK = """
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+# struct flock: l_type, l_whence, l_start, l_len, l_pid
+arg = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+t, _, start, length, _ = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, arg))
+print(t, start, length)
+"""
+
+#: Blocks in F_SETLKW (or flock) until granted; SIGUSR1 interrupts it. Then waits for a line
+#: on stdin before it exits (so a lock it holds stays held meanwhile).
+WAIT_LOCK = """
+import fcntl, os, signal, sys
+class Interrupted(Exception): pass
+def on_usr1(signum, frame): raise Interrupted
+signal.signal(signal.SIGUSR1, on_usr1)
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    if sys.argv[2] == "flock":
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+except Interrupted:
+    print("interrupted", flush=True)
+sys.stdin.readline()
+"""
+SYS_FCNTL, SYS_FLOCK = 72, 73  # x86_64
+
+
+def blocked_in(pid: int, nr: int) -> bool:
+    """The process sleeps in system call `nr` (/proc/PID/syscall)."""
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0] == str(nr)
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.fuse
+@pytest.mark.parametrize("kind", ["lockf", "flock"])
+def test_blocking_lock_woken_across_mounts(two_mounts: tuple[Path, Path], kind: str) -> None:
+    a, b = two_mounts
+    write_file(a / "f", b"x")
+    nr = SYS_FLOCK if kind == "flock" else SYS_FCNTL
+    with opened(a / "f", os.O_RDWR) as fd:
+        if kind == "flock":
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert try_lock_elsewhere(b / "f", kind=kind) in LOCK_CONFLICT
+        waiter = subprocess.Popen(
+            [sys.executable, "-I", "-c", WAIT_LOCK, str(b / "f"), kind],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(lambda: blocked_in(waiter.pid, nr), 30, f"the waiter blocked in {kind}")
+            if kind == "flock":
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            else:
+                fcntl.lockf(fd, fcntl.LOCK_UN)
+            assert waiter.stdout is not None
+            assert waiter.stdout.readline().strip() == "locked"
+            # the waiter on B holds it now: A is refused
+            assert try_lock_elsewhere(a / "f", kind=kind) in LOCK_CONFLICT
+        finally:
+            waiter.communicate("\n", timeout=30)
+    assert try_lock_elsewhere(a / "f", kind=kind) == 0  # the waiter exited: released
+
+
+@pytest.mark.fuse
+def test_blocking_lock_interrupted_by_signal(two_mounts: tuple[Path, Path]) -> None:
+    a, b = two_mounts
+    write_file(a / "f", b"x")
+    with opened(a / "f", os.O_RDWR) as fd:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        waiter = subprocess.Popen(
+            [sys.executable, "-I", "-c", WAIT_LOCK, str(b / "f"), "lockf"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(lambda: blocked_in(waiter.pid, SYS_FCNTL), 30, "the waiter blocked in fcntl")
+            waiter.send_signal(signal.SIGUSR1)
+            assert waiter.stdout is not None
+            assert waiter.stdout.readline().strip() == "interrupted"
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            # the interrupted request was withdrawn at the brick: the lock is free
+            assert try_lock_elsewhere(a / "f") == 0
+        finally:
+            waiter.communicate("\n", timeout=30)

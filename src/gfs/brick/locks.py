@@ -11,10 +11,13 @@ from __future__ import annotations
 import errno
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 READ, WRITE, UNLOCK = 1, 2, 3
 EOF = 1 << 63
+#: a waiting lock request looks this often (seconds) whether its caller went away
+ALIVE_CHECK = 0.5
 
 
 @dataclass
@@ -64,18 +67,22 @@ class LockTable:
         length: int,
         pid: int,
         wait_until: float | None,
+        alive: Callable[[], bool] = lambda: True,
     ) -> None:
-        """Set or clear a lock; EAGAIN on conflict, or wait until `wait_until` (monotonic)."""
+        """Set or clear a lock; EAGAIN on conflict, or wait until `wait_until` (monotonic)
+        while `alive()` (the caller still waits: a cancelled RPC must not get the lock)."""
         s, e = span(start, length)
         with self._cond:
             if type_ != UNLOCK:
                 while self._conflict(gfid, owner, type_, s, e) is not None:
                     remaining = None if wait_until is None else wait_until - time.monotonic()
-                    if remaining is None or remaining <= 0:
+                    if remaining is None or remaining <= 0 or not alive():
                         raise OSError(
                             errno.EAGAIN if wait_until is None else errno.EINTR, "lock conflict"
                         )
-                    self._cond.wait(remaining)
+                    self._cond.wait(min(remaining, ALIVE_CHECK))
+                if wait_until is not None and not alive():  # gave up while we waited
+                    raise OSError(errno.EINTR, "lock wait cancelled")
             kept: list[Lock] = []
             for lk in self._locks.get(gfid, ()):
                 if lk.owner != owner or not lk.overlaps(s, e):
@@ -92,3 +99,19 @@ class LockTable:
             else:
                 self._locks.pop(gfid, None)
             self._cond.notify_all()
+
+    def drop_owners(self, prefix: bytes) -> int:
+        """Remove every lock whose owner starts with `prefix` (a client session that is
+        gone); the number removed."""
+        with self._cond:
+            n = 0
+            for gfid in list(self._locks):
+                kept = [lk for lk in self._locks[gfid] if not lk.owner.startswith(prefix)]
+                n += len(self._locks[gfid]) - len(kept)
+                if kept:
+                    self._locks[gfid] = kept
+                else:
+                    del self._locks[gfid]
+            if n:
+                self._cond.notify_all()
+            return n

@@ -59,12 +59,13 @@ READS = {
     "GetXattr",
     "ListXattr",
     "Lock",
+    "Seek",
 }
 #: Operations on a handle: ordered under the handle's GFID. Members hold no handles: a
 #: forwarded one opens the object by GFID for that one operation.
-HANDLE_OPS = {"Write", "Fallocate", "Fsync", "Release", "Flush"}
+HANDLE_OPS = {"Write", "Fallocate", "CopyRange", "Fsync", "Release", "Flush"}
 #: Forwarded handle operations that need a descriptor on the member.
-FD_OPS = {"Write", "Fallocate", "Fsync"}
+FD_OPS = {"Write", "Fallocate", "CopyRange", "Fsync"}
 #: Open flags of the primary's handle a member applies to its own descriptor.
 SYNC_FLAGS = os.O_SYNC | os.O_DSYNC
 REQUESTS: dict[str, type[Any]] = {
@@ -80,6 +81,7 @@ REQUESTS: dict[str, type[Any]] = {
     "Fsync": pb.FsyncRequest,
     "FsyncDir": pb.FsyncRequest,
     "Fallocate": pb.FallocateRequest,
+    "CopyRange": pb.CopyRangeRequest,
     "SetXattr": pb.XattrRequest,
     "RemoveXattr": pb.XattrRequest,
 }
@@ -564,6 +566,10 @@ class Replica:
                 g = self.brick.handle(req.fh).gfid
             except OSError:
                 g = b""
+            if method == "CopyRange":  # the source, too: every member copies the same bytes
+                with contextlib.suppress(OSError):
+                    req.gfid_in = self.brick.handle(req.fh_in).gfid if req.fh_in else req.gfid_in
+                return [g, req.gfid_in], g
             return [g], g
         return [req.gfid], req.gfid
 
@@ -578,6 +584,8 @@ class Replica:
                 if h.append:  # members write where the primary's append landed
                     out.offset = rep.size - rep.written
                 out.data = req.data[: rep.written]
+            elif method == "CopyRange":  # members copy from their own copy of the source
+                out.fh_in, out.length = 0, rep.copied
         elif method == "Open":
             out.flags = req.flags & ~os.O_APPEND
             gfid = req.gfid

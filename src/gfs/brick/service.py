@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from gfs import __version__
+from gfs import __version__, lockowner
 from gfs.brick import heal, locks
 from gfs.brick.replica import NOT_PRIMARY, Replica
 from gfs.brick.sessions import Sessions
@@ -157,12 +157,18 @@ class BrickService:
         self.bricks = dict(bricks)
         self.locks = {name: locks.LockTable() for name in bricks}
         self.replicas: dict[str, Replica] = {}
-        self.sessions = Sessions()
+        self.sessions = Sessions(on_gone=self._session_gone)
         #: names gfsd stopped (their volume was stopped or deleted): clients that still
         #: use one get ESHUTDOWN, one clear answer, rather than ENODEV
         self.stopped: set[str] = set()
         #: replicated bricks served but not configured yet (volume start, heal, replace)
         self.unconfigured: set[str] = set()
+
+    def _session_gone(self, brick: str, session: str) -> None:
+        table = self.locks.get(brick)
+        n = table.drop_owners(lockowner.prefix(session)) if table is not None else 0
+        if n:
+            log.info("session gone brick=%s session=%s locks_dropped=%d", brick, session, n)
 
     def add(self, brick: Brick, replicated: bool = False) -> None:
         """`replicated`: a replica set's brick, which serves no client until configured."""
@@ -321,6 +327,17 @@ class BrickService:
         b.fallocate(req.fh, req.mode, req.offset, req.length)
         return pb.Reply()
 
+    @rpc(pb.CopyRangeReply)
+    def CopyRange(self, b: Brick, req: pb.CopyRangeRequest, ctx: Any) -> pb.CopyRangeReply:
+        copied, size = b.copy_range(
+            req.fh, req.fh_in, req.gfid_in, req.offset_in, req.offset_out, req.length
+        )
+        return pb.CopyRangeReply(copied=copied, size=size)
+
+    @rpc(pb.SeekReply)
+    def Seek(self, b: Brick, req: pb.SeekRequest, ctx: Any) -> pb.SeekReply:
+        return pb.SeekReply(offset=b.seek(req.fh, req.offset, req.whence))
+
     @rpc(pb.ReadDirReply)
     def ReadDir(self, b: Brick, req: pb.ReadDirRequest, ctx: Any) -> pb.ReadDirReply:
         entries, eof = b.readdir_xattrs(req.gfid, req.offset, req.max_entries)
@@ -384,8 +401,10 @@ class BrickService:
         table = self.locks.get(req.brick)
         if table is None:  # the brick stopped being served meanwhile
             return pb.LockReply(err=self.missing(req.brick))
+        # flock(2) locks and record locks do not interact (as on Linux): separate keys
+        key = req.gfid + b"/flock" if req.flock else req.gfid
         if req.test:
-            c = table.test(req.gfid, req.owner, req.type, req.start, req.length)
+            c = table.test(key, req.owner, req.type, req.start, req.length)
             if c is None:
                 return pb.LockReply(type=pb.LOCK_TYPE_UNLOCK)
             length = 0 if c.end == locks.EOF else c.end - c.start
@@ -400,7 +419,9 @@ class BrickService:
             remaining = ctx.time_remaining()
             # Leave time for the reply to travel before the caller's deadline.
             wait_until = time.monotonic() + max(0.0, (remaining or 30.0) - 0.2)
-        table.set(req.gfid, req.owner, req.type, req.start, req.length, req.pid, wait_until)
+        table.set(
+            key, req.owner, req.type, req.start, req.length, req.pid, wait_until, ctx.is_active
+        )
         return pb.LockReply()
 
     # -- replication -----------------------------------------------------------------------

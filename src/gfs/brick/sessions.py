@@ -48,8 +48,15 @@ def _check(req: pb.SessionRequest) -> None:
 
 
 class Sessions:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        on_gone: Callable[[str, str], None] = lambda brick, session: None,
+    ) -> None:
+        """`on_gone(brick, session)`: told of each session that ends or expires (its
+        locks go with it), under the table's mutex."""
         self._clock = clock
+        self._on_gone = on_gone
         self._mu = threading.Lock()
         self._d: dict[tuple[str, str], Session] = {}
         self._pruned = 0.0
@@ -61,7 +68,8 @@ class Sessions:
         now = self._clock()
         with self._mu:
             if req.end:
-                self._d.pop(key, None)
+                if self._d.pop(key, None) is not None:
+                    self._on_gone(*key)
                 return
             self._d[key] = Session(
                 req.brick, req.session, req.hostname, req.mountpoint, req.pid, peer,
@@ -74,10 +82,12 @@ class Sessions:
         self._pruned = now
         for key in [k for k, s in self._d.items() if s.expired(now)]:
             del self._d[key]
+            self._on_gone(*key)
         extra = len(self._d) - MAX_SESSIONS
         if extra > 0:
             for key in sorted(self._d, key=lambda k: self._d[k].seen)[:extra]:
                 del self._d[key]
+                self._on_gone(*key)
 
     def list(self, bricks: Collection[str] = ()) -> list[tuple[Session, float]]:
         """(session, seconds since heard) of the live sessions of `bricks` (all if empty)."""

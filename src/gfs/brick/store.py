@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,9 @@ HIDDEN_XATTR_PREFIX = b"trusted.gfs."
 META = b".gfs"
 NAME_MAX = 255
 DIRFD_CACHE = 256  # per brick: a node may serve thousands of bricks
+#: at most this much per CopyRange (a short copy: the caller asks again): its forward must
+#: finish well within the failure-detection timeout, like a 1 MiB write
+MAX_COPY = 4 << 20
 #: Cookies 1 and 2 are left for the client's "." and "..".
 FIRST_COOKIE = 3
 
@@ -990,6 +993,42 @@ class Brick:
             self._room(self._unallocated(fd, offset, length))
         bsys.fallocate(fd, mode, offset, length)
         self._charge(before, os.fstat(fd))
+
+    def copy_range(
+        self, fh: int, fh_in: int, gfid_in: bytes, off_in: int, off_out: int, length: int
+    ) -> tuple[int, int]:
+        """copy_file_range(2) from the handle `fh_in` (or the object `gfid_in`) into `fh`:
+        (bytes copied, destination size). Short at the source's end or past MAX_COPY."""
+        h = self.handle(fh)
+        if off_in < 0 or off_out < 0 or h.append:
+            raise err(errno.EINVAL if not h.append else errno.EBADF)
+        length = min(length, MAX_COPY)
+        before = os.fstat(h.fd)
+        self._room(off_out + length - before.st_size)
+        with ExitStack() as stack:
+            if fh_in:
+                src = self.handle(fh_in).fd
+            else:
+                check_gfid(gfid_in)
+                rel, _ = self._nondir_or_einval(gfid_in)
+                src = os.open(rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.index_fd)
+                stack.callback(os.close, src)
+            done = 0
+            while done < length:
+                n = os.copy_file_range(src, h.fd, length - done, off_in + done, off_out + done)
+                if n == 0:
+                    break
+                done += n
+        after = os.fstat(h.fd)
+        self._charge(before, after)
+        return done, after.st_size
+
+    def seek(self, fh: int, offset: int, whence: int) -> int:
+        """SEEK_DATA/SEEK_HOLE on the brick's file: the holes are the brick filesystem's."""
+        if whence not in (os.SEEK_DATA, os.SEEK_HOLE) or offset < 0:
+            raise err(errno.EINVAL)
+        # os.lseek moves the shared position, which no one uses: data goes by pread/pwrite.
+        return os.lseek(self.handle(fh).fd, offset, whence)
 
     # -- directories -------------------------------------------------------------------------
 

@@ -216,6 +216,7 @@ def run_foreground(opts: MountOptions) -> None:
             entry_timeout=opts.entry_timeout,
             writeback=opts.writeback,
             on_error=session.note,
+            session=session.req.session,
         )
         fuse_opts = {
             f"fsname={opts.source}",

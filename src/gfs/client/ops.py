@@ -7,6 +7,7 @@ UnknownInode, which carry an errno.
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import itertools
 import logging
@@ -22,10 +23,11 @@ import pyfuse3
 import trio
 from pyfuse3 import FUSEError
 
+from gfs import lockowner
 from gfs.client.capcache import XattrCache
 from gfs.client.dircache import DirCache
 from gfs.client.inodes import InodeTable, UnknownInode
-from gfs.client.remote import Remote, RemoteError
+from gfs.client.remote import Remote, RemoteError, TransportError
 from gfs.proto import brick_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,19 @@ READDIR_BATCH = 512
 LIST_AHEAD_MAX = 4 * READDIR_BATCH
 #: readdir positions 1 and 2 are "." and ".."; brick cookies start at 3.
 DOT, DOTDOT = 1, 2
+#: A waiting lock request is one brick RPC of at most this long (seconds), repeated; the
+#: brick answers as soon as the lock is granted, and a signal cancels the RPC at once.
+LOCK_WAIT = 10.0
+LOCK_TYPE = {
+    fcntl.F_RDLCK: pb.LOCK_TYPE_READ,
+    fcntl.F_WRLCK: pb.LOCK_TYPE_WRITE,
+    fcntl.F_UNLCK: pb.LOCK_TYPE_UNLOCK,
+}
+FLOCK_TYPE = {
+    fcntl.LOCK_SH: pb.LOCK_TYPE_READ,
+    fcntl.LOCK_EX: pb.LOCK_TYPE_WRITE,
+    fcntl.LOCK_UN: pb.LOCK_TYPE_UNLOCK,
+}
 
 
 @dataclass
@@ -90,8 +105,10 @@ class Operations(pyfuse3.Operations):
         entry_timeout: float,
         writeback: bool,
         on_error: Callable[[int], None] = lambda code: None,
+        session: str = "",
     ) -> None:
-        """`on_error(errno)`: told of every failed request (the mount logs ESHUTDOWN once)."""
+        """`on_error(errno)`: told of every failed request (the mount logs ESHUTDOWN once);
+        `session`: the mount's session id, which names its locks at the bricks."""
         super().__init__()
         self.remote = remote
         self.on_error = on_error
@@ -105,6 +122,10 @@ class Operations(pyfuse3.Operations):
         self.enable_writeback_cache = writeback
         #: Set once the kernel's INIT request has been answered (see mount.py).
         self.initialized = trio.Event()
+        self.session = session or uuid.uuid4().hex
+        #: inode -> kernel lock owners that may hold record locks there through this mount
+        #: (close() unlocks only those: no RPC for files never locked)
+        self.lockers: dict[int, set[int]] = {}
 
     def init(self) -> None:
         # Called while INIT is being answered; waiters run after the reply is written.
@@ -521,3 +542,111 @@ class Operations(pyfuse3.Operations):
             await self.remote.removexattr(gfid, name)
         finally:
             self.xattrs.changed(inode)
+
+    # -- locks, fallocate, lseek, copy_file_range (the patched pyfuse3: scripts/pyfuse3) ---
+
+    def _lock(
+        self, inode: int, owner: int, kind: Any, start: int, length: int, pid: int
+    ) -> pb.LockRequest:
+        return pb.LockRequest(
+            gfid=self._g(inode),
+            owner=lockowner.owner(self.session, owner),
+            type=kind,
+            start=start,
+            length=length,
+            pid=max(pid, 0),
+        )
+
+    async def _set_lock(self, req: pb.LockRequest, wait: bool) -> None:
+        if not wait or req.type == pb.LOCK_TYPE_UNLOCK:
+            await self.remote.lock(req)
+            return
+        req.wait = True
+        while True:
+            try:
+                await self.remote.lock(req, LOCK_WAIT)
+                return
+            except RemoteError as e:
+                # EINTR as data: the brick's wait ended just before the RPC deadline
+                if e.errno != errno.EINTR or isinstance(e, TransportError):
+                    raise
+
+    @fuse_errors
+    async def getlk(
+        self,
+        inode: pyfuse3.InodeT,
+        fh: pyfuse3.FileHandleT,
+        owner: int,
+        type: int,
+        start: int,
+        length: int,
+        pid: int,
+    ) -> tuple[int, int, int, int]:
+        if type not in (fcntl.F_RDLCK, fcntl.F_WRLCK):
+            raise FUSEError(errno.EINVAL)
+        req = self._lock(inode, owner, LOCK_TYPE[type], start, length, pid)
+        req.test = True
+        r = await self.remote.lock(req)
+        if r.type == pb.LOCK_TYPE_UNLOCK:
+            return fcntl.F_UNLCK, start, length, pid
+        kind = fcntl.F_WRLCK if r.type == pb.LOCK_TYPE_WRITE else fcntl.F_RDLCK
+        return kind, r.start, r.length, r.pid
+
+    @fuse_errors
+    async def setlk(
+        self,
+        inode: pyfuse3.InodeT,
+        fh: pyfuse3.FileHandleT,
+        owner: int,
+        type: int,
+        start: int,
+        length: int,
+        pid: int,
+        sleep: bool,
+    ) -> None:
+        if type not in LOCK_TYPE:
+            raise FUSEError(errno.EINVAL)
+        owners = self.lockers.get(inode)
+        if type == fcntl.F_UNLCK:
+            if owners is None or owner not in owners:
+                return  # holds nothing here (the unlock of every close() lands here)
+        else:
+            self.lockers.setdefault(inode, set()).add(owner)
+        await self._set_lock(self._lock(inode, owner, LOCK_TYPE[type], start, length, pid), sleep)
+        if type == fcntl.F_UNLCK and start == 0 and length == 0 and owners is not None:
+            owners.discard(owner)  # the whole file: nothing left
+            if not owners:
+                self.lockers.pop(inode, None)
+
+    @fuse_errors
+    async def flock(
+        self, inode: pyfuse3.InodeT, fh: pyfuse3.FileHandleT, owner: int, op: int
+    ) -> None:
+        kind = FLOCK_TYPE.get(op & ~fcntl.LOCK_NB)
+        if kind is None:
+            raise FUSEError(errno.EINVAL)
+        req = self._lock(inode, owner, kind, 0, 0, 0)
+        req.flock = True
+        await self._set_lock(req, not op & fcntl.LOCK_NB)
+
+    @fuse_errors
+    async def fallocate(self, fh: pyfuse3.FileHandleT, mode: int, offset: int, length: int) -> None:
+        await self.remote.fallocate(fh, mode, offset, length)
+
+    @fuse_errors
+    async def lseek(self, fh: pyfuse3.FileHandleT, offset: int, whence: int) -> int:
+        return await self.remote.seek(fh, offset, whence)
+
+    @fuse_errors
+    async def copy_file_range(
+        self,
+        fh_in: pyfuse3.FileHandleT,
+        off_in: int,
+        fh_out: pyfuse3.FileHandleT,
+        off_out: int,
+        length: int,
+        flags: int,
+    ) -> int:
+        if flags:
+            raise FUSEError(errno.EINVAL)
+        return await self.remote.copy_range(fh_in, off_in, fh_out, off_out, length)

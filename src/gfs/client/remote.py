@@ -209,6 +209,45 @@ class Remote:
     async def fsync(self, fh: int, datasync: bool) -> None:
         await self._call("Fsync", pb.FsyncRequest(brick=self.brick, fh=fh, datasync=datasync))
 
+    async def fallocate(self, fh: int, mode: int, offset: int, length: int) -> None:
+        await self._call(
+            "Fallocate",
+            pb.FallocateRequest(brick=self.brick, fh=fh, mode=mode, offset=offset, length=length),
+        )
+
+    async def copy_range(
+        self, fh_in: int, off_in: int, fh_out: int, off_out: int, length: int, gfid_in: bytes = b""
+    ) -> int:
+        """copy_file_range on the brick (source: the handle `fh_in`, or the object `gfid_in`
+        when given); the bytes copied, maybe fewer than `length`."""
+        r = await self._call(
+            "CopyRange",
+            pb.CopyRangeRequest(
+                brick=self.brick,
+                fh=fh_out,
+                fh_in=0 if gfid_in else fh_in,
+                gfid_in=gfid_in,
+                offset_in=off_in,
+                offset_out=off_out,
+                length=length,
+            ),
+        )
+        return r.copied  # type: ignore[no-any-return]
+
+    async def seek(self, fh: int, offset: int, whence: int) -> int:
+        r = await self._call(
+            "Seek", pb.SeekRequest(brick=self.brick, fh=fh, offset=offset, whence=whence)
+        )
+        return r.offset  # type: ignore[no-any-return]
+
+    async def lock(self, req: pb.LockRequest, timeout: float | None = None) -> pb.LockReply:
+        """One Lock RPC; `timeout` bounds a waiting one (the brick waits until just before)."""
+        r = pb.LockRequest()
+        r.CopyFrom(req)
+        r.brick = self.brick
+        reply: pb.LockReply = await self._call("Lock", r, timeout)
+        return reply
+
     async def fsyncdir(self, gfid: bytes, datasync: bool) -> None:
         await self._call(
             "FsyncDir", pb.FsyncRequest(brick=self.brick, gfid=gfid, datasync=datasync)

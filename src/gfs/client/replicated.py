@@ -224,11 +224,18 @@ class PrimaryRemote(Remote):
     async def listxattr(self, gfid: bytes) -> list[bytes]:
         return await self._run("ListXattr", lambda p: p.listxattr(gfid), False)
 
+    async def seek(self, fh: int, offset: int, whence: int) -> int:
+        return await self._on_fh("Seek", fh, lambda p, f: p.seek(f, offset, whence), False)
+
+    async def lock(self, req: pb.LockRequest, timeout: float | None = None) -> pb.LockReply:
+        # Locks live at the primary (docs/replication.md, "Locks").
+        return await self._run("Lock", lambda p: p.lock(req, timeout), False)
+
     async def flush(self, fh: int) -> None:
         """Answered here, with no call, while the volume answers: a close has nothing
         left to make durable. Every write was acknowledged by every in-sync member
         before its reply (I1; with `writeback=on` the kernel sends the dirty pages as
-        writes before the FLUSH), record locks are the kernel's, and fsync still goes
+        writes before the FLUSH), lock release on close is a separate unlock, and fsync goes
         to every member. After a call found the volume gone or unreachable the primary
         is asked, so the close reports what is true then (ESHUTDOWN, EIO)."""
         self._info(fh)
@@ -311,6 +318,21 @@ class PrimaryRemote(Remote):
 
     async def fsync(self, fh: int, datasync: bool) -> None:
         await self._on_fh("Fsync", fh, lambda p, f: p.fsync(f, datasync), True)
+
+    async def fallocate(self, fh: int, mode: int, offset: int, length: int) -> None:
+        await self._on_fh("Fallocate", fh, lambda p, f: p.fallocate(f, mode, offset, length), True)
+
+    async def copy_range(
+        self, fh_in: int, off_in: int, fh_out: int, off_out: int, length: int, gfid_in: bytes = b""
+    ) -> int:
+        # The source by GFID: the primary and every member copy from their own replica.
+        src = gfid_in or self._info(fh_in).gfid
+        return await self._on_fh(
+            "CopyRange",
+            fh_out,
+            lambda p, f: p.copy_range(0, off_in, f, off_out, length, gfid_in=src),
+            True,
+        )
 
     async def fsyncdir(self, gfid: bytes, datasync: bool) -> None:
         await self._run("FsyncDir", lambda p: p.fsyncdir(gfid, datasync), True)

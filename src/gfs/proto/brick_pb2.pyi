@@ -325,6 +325,54 @@ class FallocateRequest(_message.Message):
     length: int
     def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., mode: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
+class CopyRangeRequest(_message.Message):
+    __slots__ = ("brick", "fh", "fh_in", "gfid_in", "offset_in", "offset_out", "length")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    FH_IN_FIELD_NUMBER: _ClassVar[int]
+    GFID_IN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_IN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_OUT_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    fh: int
+    fh_in: int
+    gfid_in: bytes
+    offset_in: int
+    offset_out: int
+    length: int
+    def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., fh_in: _Optional[int] = ..., gfid_in: _Optional[bytes] = ..., offset_in: _Optional[int] = ..., offset_out: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
+class CopyRangeReply(_message.Message):
+    __slots__ = ("err", "copied", "size")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    copied: int
+    size: int
+    def __init__(self, err: _Optional[int] = ..., copied: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class SeekRequest(_message.Message):
+    __slots__ = ("brick", "fh", "offset", "whence")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    FH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    WHENCE_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    fh: int
+    offset: int
+    whence: int
+    def __init__(self, brick: _Optional[str] = ..., fh: _Optional[int] = ..., offset: _Optional[int] = ..., whence: _Optional[int] = ...) -> None: ...
+
+class SeekReply(_message.Message):
+    __slots__ = ("err", "offset")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    offset: int
+    def __init__(self, err: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
 class ReadDirRequest(_message.Message):
     __slots__ = ("brick", "gfid", "offset", "max_entries")
     BRICK_FIELD_NUMBER: _ClassVar[int]
@@ -424,7 +472,7 @@ class ListXattrReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., names: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class LockRequest(_message.Message):
-    __slots__ = ("brick", "gfid", "owner", "type", "start", "length", "test", "wait", "pid")
+    __slots__ = ("brick", "gfid", "owner", "type", "start", "length", "test", "wait", "pid", "flock")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     GFID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -434,6 +482,7 @@ class LockRequest(_message.Message):
     TEST_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    FLOCK_FIELD_NUMBER: _ClassVar[int]
     brick: str
     gfid: bytes
     owner: bytes
@@ -443,7 +492,8 @@ class LockRequest(_message.Message):
     test: bool
     wait: bool
     pid: int
-    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., owner: _Optional[bytes] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., test: _Optional[bool] = ..., wait: _Optional[bool] = ..., pid: _Optional[int] = ...) -> None: ...
+    flock: bool
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., owner: _Optional[bytes] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., test: _Optional[bool] = ..., wait: _Optional[bool] = ..., pid: _Optional[int] = ..., flock: _Optional[bool] = ...) -> None: ...
 
 class LockReply(_message.Message):
     __slots__ = ("err", "type", "start", "length", "pid")

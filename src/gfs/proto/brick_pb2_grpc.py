@@ -124,6 +124,16 @@ class BrickStub:
                 request_serializer=gfs_dot_proto_dot_brick__pb2.FallocateRequest.SerializeToString,
                 response_deserializer=gfs_dot_proto_dot_brick__pb2.Reply.FromString,
                 _registered_method=True)
+        self.Seek = channel.unary_unary(
+                '/gfs.brick.v1.Brick/Seek',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.SeekRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.SeekReply.FromString,
+                _registered_method=True)
+        self.CopyRange = channel.unary_unary(
+                '/gfs.brick.v1.Brick/CopyRange',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.CopyRangeRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.CopyRangeReply.FromString,
+                _registered_method=True)
         self.ReadDir = channel.unary_unary(
                 '/gfs.brick.v1.Brick/ReadDir',
                 request_serializer=gfs_dot_proto_dot_brick__pb2.ReadDirRequest.SerializeToString,
@@ -307,6 +317,18 @@ class BrickServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Seek(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyRange(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadDir(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -483,6 +505,16 @@ def add_BrickServicer_to_server(servicer, server):
                     servicer.Fallocate,
                     request_deserializer=gfs_dot_proto_dot_brick__pb2.FallocateRequest.FromString,
                     response_serializer=gfs_dot_proto_dot_brick__pb2.Reply.SerializeToString,
+            ),
+            'Seek': grpc.unary_unary_rpc_method_handler(
+                    servicer.Seek,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.SeekRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.SeekReply.SerializeToString,
+            ),
+            'CopyRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyRange,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.CopyRangeRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.CopyRangeReply.SerializeToString,
             ),
             'ReadDir': grpc.unary_unary_rpc_method_handler(
                     servicer.ReadDir,
@@ -1041,6 +1073,60 @@ class Brick:
             '/gfs.brick.v1.Brick/Fallocate',
             gfs_dot_proto_dot_brick__pb2.FallocateRequest.SerializeToString,
             gfs_dot_proto_dot_brick__pb2.Reply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Seek(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/Seek',
+            gfs_dot_proto_dot_brick__pb2.SeekRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.SeekReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/CopyRange',
+            gfs_dot_proto_dot_brick__pb2.CopyRangeRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.CopyRangeReply.FromString,
             options,
             channel_credentials,
             insecure,

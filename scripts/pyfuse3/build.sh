@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install pyfuse3 built from its sdist with our patch (lock, flock, fallocate, lseek and
+# copy_file_range handlers; docs/architecture.md, "pyfuse3"). The sdist is pinned by hash.
+# Usage: scripts/pyfuse3/build.sh PYTHON     (PYTHON: the venv's interpreter)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+py=$1
+version=3.5.0
+# Already there: the patched build has Operations.setlk, the plain one does not.
+if "$py" -c "import pyfuse3, sys; sys.exit(not (pyfuse3.__version__ == '$version' and hasattr(pyfuse3.Operations, 'setlk')))" 2>/dev/null; then
+  exit 0
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "pyfuse3: building $version with $(ls "$here"/*.patch | xargs -n1 basename | tr '\n' ' ')"
+# --require-hashes: a different sdist (or a wheel) is refused with pip's hash error.
+"$py" -m pip download -q --no-deps --no-binary pyfuse3 --require-hashes \
+  -r "$here/requirements.txt" -d "$work" \
+  || { echo "pyfuse3: could not fetch the pinned sdist pyfuse3==$version (see $here/requirements.txt)" >&2; exit 1; }
+tar -xzf "$work/pyfuse3-$version.tar.gz" -C "$work"
+for p in "$here"/*.patch; do
+  patch -d "$work/pyfuse3-$version" -p1 --forward --quiet < "$p" \
+    || { echo "pyfuse3: $p does not apply to pyfuse3 $version" >&2; exit 1; }
+done
+# The patched .pyx is compiled by Cython (a build requirement pip fetches); the sdist's
+# pregenerated C file is from the unpatched source.
+rm -f "$work/pyfuse3-$version/src/pyfuse3/__init__.c"
+"$py" -m pip install -q --no-deps --force-reinstall "$work/pyfuse3-$version"
+"$py" -c "import pyfuse3; assert hasattr(pyfuse3.Operations, 'setlk')" \
+  || { echo "pyfuse3: the installed build lacks the patch" >&2; exit 1; }
