@@ -227,8 +227,6 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         if ns.tls is not None:
             tls.use(ns.tls)  # every channel to a brick daemon is mutual TLS
-        else:
-            log.warning("no tls_dir: gfsd reaches brick daemons in plaintext (--insecure only)")
         tracing.setup("gfsd", ns.otlp_endpoint)
         url = ns.db or f"sqlite:///{ns.state_dir.resolve() / 'gfsd.db'}"
         db = Database(url)
@@ -245,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(token, [routes.build(mgr)])
         add_route(app, build_registry(db))
         instrument(app)
+        if ns.tls is None:
+            log.warning("no tls_dir: gfsd reaches brick daemons in plaintext (--insecure only)")
         log.info(
             "serving listen=%s db=%s tls=%s pid=%d",
             ns.listen,
