@@ -347,7 +347,12 @@ class GfsTarget(Target):
         self.env = {"GFS_SERVER": self.api, "GFS_TOKEN_FILE": token_file}
         self.gfs("volume", "create", self.VOLUME, "--replica", "3", "--size", self.size)
         self.gfs("volume", "start", self.VOLUME)
-        self.options = f"token-file={token_file}"
+        # A mount presents a client certificate for the volume (the cluster runs mTLS).
+        ca = info["tls_dir"]
+        self.gfs(
+            "certs", "issue", ca, "--role", "client", "--name", "bench", "--volume", self.VOLUME
+        )
+        self.options = f"token-file={token_file},tls-dir={ca}/bench"
         self.root = self.mount("mnt") / "bench"
         self.root.mkdir()
         self.version = f"gfs {git_commit()}"

@@ -10,7 +10,7 @@ out=bench/results/dd.txt
 work=$(mktemp -d /var/tmp/gfs-dd.XXXXXX)
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$work/brick" "$work/mnt" "$work/local"
-"$venv/bin/gfs-brickd" --listen "127.0.0.1:$port" --brick "b0=$work/brick" --log-file "$work/brickd.log" &
+"$venv/bin/gfs-brickd" --listen "127.0.0.1:$port" --brick "b0=$work/brick" --insecure --log-file "$work/brickd.log" &
 bpid=$!
 cleanup() {
   grep -qs " $work/mnt fuse" /proc/mounts && fusermount3 -u "$work/mnt"

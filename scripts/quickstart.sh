@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Bring up a local gfs cluster (gfsd on SQLite + three brick daemons, all under DIR),
 # create and start a replica-3 volume "demo", and mount it with mount -t fuse.gfs.
+# Every gRPC channel is mutual TLS: `gfs cluster up` makes the cluster CA in DIR/tls and
+# the daemons' certificates; the mount presents a client certificate for "demo" only.
 # Usage: sudo bash scripts/quickstart.sh [DIR]          (default DIR: /tmp/gfs-demo)
 #        sudo bash scripts/quickstart.sh --down [DIR]   unmount and stop (data stays)
 # Env: GFS_PORT_BASE (default 24100: gfsd on it, brick daemons on the next three).
@@ -34,11 +36,15 @@ export GFS_SERVER=127.0.0.1:$base GFS_TOKEN_FILE=$dir/gfsd/admin.token
 "$gfs" volume info demo >/dev/null 2>&1 || "$gfs" volume create demo --replica 3 --size 1GiB
 [ "$("$gfs" volume info demo --json | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = started ] \
   || "$gfs" volume start demo
-mount -t fuse.gfs -o "token-file=$GFS_TOKEN_FILE,log-file=$dir/log/mount.log" "127.0.0.1:$base:/demo" "$dir/mnt"
+[ -f "$dir/tls/demo-client/tls.crt" ] \
+  || "$gfs" certs issue "$dir/tls" --role client --name demo-client --volume demo >/dev/null
+mount -t fuse.gfs -o "token-file=$GFS_TOKEN_FILE,tls-dir=$dir/tls/demo-client,log-file=$dir/log/mount.log" \
+  "127.0.0.1:$base:/demo" "$dir/mnt"
 cat <<MSG
 
 gfs volume "demo" (replica 3) is mounted at $dir/mnt.
   gfsd (REST API): http://127.0.0.1:$base   token: $GFS_TOKEN_FILE
+  TLS:             CA and certificates in $dir/tls (the mount uses $dir/tls/demo-client)
   bricks:          $dir/node*/root/demo-r0-b*      logs: $dir/log/
   try:             GFS_SERVER=$GFS_SERVER GFS_TOKEN_FILE=$GFS_TOKEN_FILE $gfs volume status demo
 Unmount and stop:  sudo bash scripts/quickstart.sh --down $dir

@@ -16,7 +16,8 @@ import grpc
 import httpx
 
 from gfs.proto import brick_pb2, brick_pb2_grpc
-from gfs.rpc.channel import insecure_channel
+from gfs.rpc import tls
+from gfs.rpc.channel import OPTIONS, insecure_channel
 
 BIN = Path(sys.executable).parent
 
@@ -61,6 +62,15 @@ def unmount(mountpoint: Path) -> None:
             subprocess.run(["fusermount3", "-uz", str(mountpoint)], capture_output=True)
 
 
+def tls_channel(address: str, identity: Path | None = None) -> grpc.Channel:
+    """A channel as a test's own process opens it: mutual TLS with the identity folder
+    `identity` (gfs certs issue), plaintext without."""
+    if identity is None:
+        return insecure_channel(address)
+    creds = tls.channel_credentials(tls.load_dir(identity))
+    return grpc.secure_channel(address, creds, options=OPTIONS)
+
+
 class BrickDaemon:
     def __init__(
         self,
@@ -70,8 +80,11 @@ class BrickDaemon:
         env: dict[str, str] | None = None,
         host: str = "127.0.0.1",
         wrap: list[str] | None = None,
+        tls: Path | None = None,
     ) -> None:
-        """`wrap` prefixes the command (e.g. nsenter into a network namespace)."""
+        """`wrap` prefixes the command (e.g. nsenter into a network namespace). `tls`: the
+        node identity folder to serve with; without it the daemon runs --insecure."""
+        self.tls = tls
         self.bricks = bricks
         self.log = log
         self.extra = extra or []
@@ -87,6 +100,7 @@ class BrickDaemon:
         args = [*self.wrap, str(BIN / "gfs-brickd"), "--listen", self.address]
         for name, path in self.bricks.items():
             args += ["--brick", f"{name}={path}"]
+        args += ["--tls-dir", str(self.tls)] if self.tls else ["--insecure"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 args + self.extra,
@@ -104,7 +118,7 @@ class BrickDaemon:
                 f"gfs-brickd exited with {self.proc.returncode}: {self.log.read_text()}"
             )
         name = next(iter(self.bricks))
-        with insecure_channel(self.address) as ch:
+        with tls_channel(self.address, self.tls) as ch:
             try:
                 reply = brick_pb2_grpc.BrickStub(ch).Ping(
                     brick_pb2.PingRequest(brick=name), timeout=1
@@ -172,7 +186,10 @@ class Gfsd:
         db: str | None = None,
         env: dict[str, str] | None = None,
         host: str = "127.0.0.1",
+        tls: Path | None = None,
     ) -> None:
+        """`tls`: gfsd's admin identity folder, for TLS brick daemons."""
+        self.tls = tls
         self.state = state
         self.log = log
         self.db = db
@@ -187,6 +204,8 @@ class Gfsd:
         args = [str(BIN / "gfsd"), "--listen", self.address, "--state-dir", str(self.state)]
         if self.db:
             args += ["--db", self.db]
+        if self.tls:
+            args += ["--tls-dir", str(self.tls)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}

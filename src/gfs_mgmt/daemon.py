@@ -11,6 +11,7 @@ The config file (TOML) takes the same settings; a flag given on the command line
     peer_check_interval = 5.0
     log_file = "/var/log/gfs/gfsd.log"
     log_level = "info"
+    tls_dir = "/etc/gfs/tls"     # identity for the bricks (`gfs certs issue --role admin`)
 
 At first start it creates the admin bearer token and writes it to
 `<state-dir>/admin.token` (mode 0600); only its hash is kept in the database.
@@ -36,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from gfs import tracing
+from gfs.rpc import tls
 from gfs.rpc.channel import parse_address
 from gfs.tunables import reexec_with_malloc_tunables
 from gfs_mgmt.api import routes
@@ -102,6 +104,7 @@ DEFAULTS: dict[str, Any] = {
     "log_level": "info",
     "advertise": None,
     "otlp_endpoint": None,
+    "tls_dir": None,
 }
 
 
@@ -153,6 +156,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="URL",
         help="send traces over OTLP/HTTP (default: env OTEL_EXPORTER_OTLP_ENDPOINT; else off)",
     )
+    ap.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="identity gfsd presents to brick daemons (ca.crt, tls.crt, tls.key of an admin "
+        "certificate); without it gfsd can only manage --insecure bricks",
+    )
     ns = ap.parse_args(argv)
     settings = dict(DEFAULTS)
     if ns.config:
@@ -175,6 +184,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         raise UsageError("--peer-check-interval must be between 0.1 and 3600 seconds")
     if ns.log_level not in LEVELS:
         raise UsageError(f"log level {ns.log_level!r}: use one of {', '.join(LEVELS)}")
+    ns.tls = None
+    if ns.tls_dir:
+        try:
+            ns.tls = tls.load_dir(ns.tls_dir)
+        except tls.CertError as e:
+            raise UsageError(str(e)) from e
+        if ns.tls.identity.role != "admin":
+            raise UsageError(
+                f"{ns.tls_dir}: certificate role is {ns.tls.identity.role}, gfsd needs an "
+                "admin certificate"
+            )
     return ns
 
 
@@ -205,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as e:
             raise UsageError(f"cannot listen on {ns.listen}: {e.strerror}") from e
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        if ns.tls is not None:
+            tls.use(ns.tls)  # every channel to a brick daemon is mutual TLS
         tracing.setup("gfsd", ns.otlp_endpoint)
         url = ns.db or f"sqlite:///{ns.state_dir.resolve() / 'gfsd.db'}"
         db = Database(url)
@@ -221,7 +243,15 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(token, [routes.build(mgr)])
         add_route(app, build_registry(db))
         instrument(app)
-        log.info("serving listen=%s db=%s pid=%d", ns.listen, db.dialect, os.getpid())
+        if ns.tls is None:
+            log.warning("no tls_dir: gfsd reaches brick daemons in plaintext (--insecure only)")
+        log.info(
+            "serving listen=%s db=%s tls=%s pid=%d",
+            ns.listen,
+            db.dialect,
+            "on" if ns.tls else "off",
+            os.getpid(),
+        )
         uvicorn.run(app, fd=sock.fileno(), backlog=BACKLOG, log_level="warning", access_log=False)
     except (UsageError, DatabaseError, tracing.TracingError) as e:
         print(f"gfsd: {e}", file=sys.stderr)

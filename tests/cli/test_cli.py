@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gfs.proto import brick_pb2, brick_pb2_grpc
-from gfs.rpc.channel import insecure_channel
+from tests.procs import tls_channel
 
 BIN = Path(sys.executable).parent
 GFS = str(BIN / "gfs")
@@ -120,7 +120,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     try:
         assert up.returncode == 0, up.stderr
         info = json.loads(up.stdout)
-        assert set(info) == {"api", "token", "token_file", "daemons"}
+        assert set(info) == {"api", "token", "token_file", "tls_dir", "daemons"}
+        assert info["tls_dir"] == str(root / "tls")  # TLS by default
         daemons = info["daemons"]
         assert [d["name"] for d in daemons] == ["gfsd", "node0", "node1", "node2"]
         assert all(alive(d["pid"]) for d in daemons)
@@ -419,8 +420,11 @@ def test_stop_and_delete_of_a_mounted_volume(cluster: Env) -> None:
     try:
         assert gfs(cluster, "volume", "start", "busy").returncode == 0
         vol = json.loads(gfs(cluster, "volume", "info", "busy", "--json").stdout)
+        ca = cluster.dir / "tls"
+        r = run("certs", "issue", str(ca), "--role", "client", "--name", "web1", "--volume", "busy")
+        assert r.returncode == 0, r.stderr
         for b in vol["replica_sets"][0]["bricks"]:
-            with insecure_channel(b["address"]) as ch:
+            with tls_channel(b["address"], ca / "web1") as ch:
                 stub: Any = brick_pb2_grpc.BrickStub(ch)  # type: ignore[no-untyped-call]
                 req = brick_pb2.SessionRequest(
                     brick=b["name"], session="s1", hostname="web1", mountpoint="/mnt/busy",

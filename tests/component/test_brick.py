@@ -379,7 +379,9 @@ def test_brickd_config_file(tmp_path: Path) -> None:
     assert r.returncode == 2 and "unknown setting(s) bogus" in r.stderr
     (tmp_path / "b0").mkdir()
     address = f"127.0.0.1:{free_port()}"
-    cfg.write_text(f'listen = "{address}"\nworkers = 4\n[bricks]\nb0 = "{tmp_path / "b0"}"\n')
+    cfg.write_text(
+        f'listen = "{address}"\nworkers = 4\ninsecure = true\n[bricks]\nb0 = "{tmp_path / "b0"}"\n'
+    )
     proc = subprocess.Popen([str(BIN / "gfs-brickd"), "--config", str(cfg)])
     try:
         cl = Client(address)

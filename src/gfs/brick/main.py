@@ -4,6 +4,9 @@
     gfs-brickd --listen 0.0.0.0:24007 --root /srv/gfs --zone rack1   (bricks made by gfsd)
     gfs-brickd --config /etc/gfs/brickd.toml
 
+Every call is mutual TLS with the node identity in --tls-dir (made by `gfs certs issue
+--role node`); plaintext only with an explicit --insecure.
+
 The config file (TOML) takes the same settings:
 
     listen = "0.0.0.0:24007"
@@ -13,6 +16,8 @@ The config file (TOML) takes the same settings:
     roots = ["/srv/gfs"]
     zone = "rack1"
     metrics_listen = "0.0.0.0:9713"   # Prometheus /metrics (off when not set)
+    tls_dir = "/etc/gfs/tls"          # ca.crt, tls.crt, tls.key (role node)
+    insecure = false                  # true: plaintext, no authorization (warned at start)
     [bricks]
     b0 = "/srv/b0"
 """
@@ -39,12 +44,16 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from gfs import tracing
 from gfs.brick import metrics
 from gfs.brick.admin import AdminService
+from gfs.brick.authz import Authorizer, BrickVolumes
 from gfs.brick.heal import HealWorker
 from gfs.brick.replica import LeaseWorker
 from gfs.brick.service import BrickService, umask_zero
 from gfs.brick.store import Brick
 from gfs.proto import admin_pb2_grpc, brick_pb2_grpc
+from gfs.rpc import tls
 from gfs.rpc.channel import SERVER_OPTIONS, parse_address
+from gfs.rpc.tls import CertError, Material
+from gfs.rpc.tls import load_dir as load_tls
 from gfs.rpc.tracing import ServerTracer
 from gfs.tunables import reexec_with_malloc_tunables
 
@@ -68,6 +77,9 @@ class Config:
     zone: str = ""
     metrics_listen: str = ""
     otlp_endpoint: str | None = None
+    tls_dir: Path | None = None
+    insecure: bool = False
+    tls: Material | None = None
 
 
 def parse_brick(text: str) -> tuple[str, Path]:
@@ -87,7 +99,7 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path}: {e}") from e
     known = {"listen", "bricks", "log_file", "log_level", "workers", "roots", "zone"}
-    known.add("metrics_listen")
+    known |= {"metrics_listen", "tls_dir", "insecure"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"config {path}: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -97,6 +109,14 @@ def load_config(path: Path) -> Config:
             if not isinstance(data[key], str):
                 raise ConfigError(f"config {path}: {key} must be a string")
             setattr(cfg, key, data[key])
+    if "tls_dir" in data:
+        if not isinstance(data["tls_dir"], str):
+            raise ConfigError(f"config {path}: tls_dir must be a string")
+        cfg.tls_dir = Path(data["tls_dir"])
+    if "insecure" in data:
+        if not isinstance(data["insecure"], bool):
+            raise ConfigError(f"config {path}: insecure must be true or false")
+        cfg.insecure = data["insecure"]
     if "workers" in data:
         if not isinstance(data["workers"], int) or isinstance(data["workers"], bool):
             raise ConfigError(f"config {path}: workers must be an integer")
@@ -138,6 +158,17 @@ def parse_args(argv: list[str]) -> Config:
         metavar="URL",
         help="send traces over OTLP/HTTP (default: env OTEL_EXPORTER_OTLP_ENDPOINT; else off)",
     )
+    ap.add_argument(
+        "--tls-dir",
+        type=Path,
+        metavar="DIR",
+        help="this node's identity (ca.crt, tls.crt, tls.key from `gfs certs issue --role node`)",
+    )
+    ap.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve plaintext gRPC with no authorization (anyone on the network is admin)",
+    )
     ns = ap.parse_args(argv)
     cfg = load_config(ns.config) if ns.config else Config()
     if ns.listen:
@@ -159,6 +190,9 @@ def parse_args(argv: list[str]) -> Config:
     if ns.metrics_listen:
         cfg.metrics_listen = ns.metrics_listen
     cfg.otlp_endpoint = ns.otlp_endpoint
+    if ns.tls_dir:
+        cfg.tls_dir = ns.tls_dir
+    cfg.insecure = cfg.insecure or ns.insecure
     if not cfg.listen:
         raise ConfigError("no address to serve on: give --listen HOST:PORT or listen in --config")
     try:
@@ -186,6 +220,23 @@ def parse_args(argv: list[str]) -> Config:
     for name, path in cfg.bricks.items():
         if not path.is_dir():
             raise ConfigError(f"brick {name}: {path} is not a directory")
+    if cfg.insecure and cfg.tls_dir:
+        raise ConfigError("give either --tls-dir or --insecure, not both")
+    if not cfg.insecure:
+        if cfg.tls_dir is None:
+            raise ConfigError(
+                "no TLS identity: give --tls-dir DIR (made by `gfs certs issue --role node`), "
+                "or --insecure to serve plaintext"
+            )
+        try:
+            cfg.tls = load_tls(cfg.tls_dir)
+        except CertError as e:
+            raise ConfigError(str(e)) from e
+        if cfg.tls.identity.role != "node":
+            raise ConfigError(
+                f"{cfg.tls_dir}: certificate role is {cfg.tls.identity.role}, a brick daemon "
+                "needs a node certificate"
+            )
     return cfg
 
 
@@ -220,18 +271,33 @@ def serve(cfg: Config) -> None:
             raise ConfigError(f"brick {name}: {path}: {e.strerror}") from e
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
+    service = BrickService(bricks)
+    # The tracer outermost: it wraps per call, the metrics' wrappers are cached; the
+    # authorizer innermost, so refused calls are traced and counted too.
+    interceptors: list[grpc.ServerInterceptor] = [ServerTracer(), metrics.RpcMetrics(registry)]
+    if cfg.tls is not None:
+        tls.use(cfg.tls)  # channels to the other bricks present this node's certificate
+        interceptors.append(Authorizer(BrickVolumes(service)))
+    else:
+        log.warning(
+            "insecure: plaintext gRPC, no authorization: anyone who reaches listen=%s can "
+            "read, change and delete every brick of this node",
+            cfg.listen,
+        )
     server = grpc.server(
         ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="rpc"),
         options=SERVER_OPTIONS,
-        # The tracer outermost: it wraps per call, the metrics' wrappers are cached.
-        interceptors=[ServerTracer(), metrics.RpcMetrics(registry)],
+        interceptors=interceptors,
     )
-    service = BrickService(bricks)
     brick_pb2_grpc.add_BrickServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     admin = AdminService(service, cfg.roots, cfg.zone)
     admin_pb2_grpc.add_AdminServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
     try:
-        port = server.add_insecure_port(cfg.listen)
+        port = (
+            server.add_secure_port(cfg.listen, tls.server_credentials(cfg.tls))
+            if cfg.tls is not None
+            else server.add_insecure_port(cfg.listen)
+        )
     except RuntimeError as e:
         raise ConfigError(f"cannot listen on {cfg.listen}: {e}") from e
     if port == 0:
@@ -249,8 +315,9 @@ def serve(cfg: Config) -> None:
     leases = LeaseWorker(service.replicas)
     leases.start()
     log.info(
-        "serving listen=%s bricks=%s roots=%s pid=%d",
+        "serving listen=%s tls=%s bricks=%s roots=%s pid=%d",
         cfg.listen,
+        "mutual" if cfg.tls else "off",
         ",".join(service.bricks),
         ",".join(map(str, cfg.roots)),
         os.getpid(),

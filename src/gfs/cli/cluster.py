@@ -25,6 +25,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from gfs import certs
 from gfs.api.client import ApiError, Client
 from gfs.cli.output import CliError, console, print_json
 
@@ -285,6 +286,17 @@ class _Failed(Exception):
         self.message = message
 
 
+def _identities(ca_dir: Path, nodes: list[str]) -> Callable[[str], list[str]]:
+    """The CA (made once, kept across restarts), gfsd's admin certificate and one node
+    certificate per brick daemon; returns each daemon's TLS arguments."""
+    if not (ca_dir / certs.CA_KEY).exists():
+        certs.init_ca(ca_dir, "gfs local cluster CA")
+    for name, role in [("gfsd", "admin"), *((n, "node") for n in nodes)]:
+        if not (ca_dir / name / certs.CERT).exists():
+            certs.issue(ca_dir, role, name, hosts=["127.0.0.1", "localhost"])
+    return lambda name: ["--tls-dir", str(ca_dir / name)]
+
+
 @app.command("up")
 def up(
     directory: DirOpt,
@@ -299,8 +311,12 @@ def up(
         ),
     ] = 24100,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="plaintext gRPC, no certificates (not for real use)")
+    ] = False,
 ) -> None:
-    """Start gfsd and N gfs-brickd on 127.0.0.1 with their data in DIR."""
+    """Start gfsd and N gfs-brickd on 127.0.0.1 with their data in DIR, with mutual TLS:
+    a cluster CA in DIR/tls (made at the first start) and a certificate per daemon."""
     root = directory.expanduser().resolve()
     if port_base + bricks > 65535:
         raise CliError(f"ports {port_base}..{port_base + bricks} exceed 65535")
@@ -327,6 +343,15 @@ def up(
         raise CliError(f"cannot prepare {root}: {e.strerror}") from e
     api = f"127.0.0.1:{port_base}"
     state_dir = root / "gfsd"
+    ca_dir = root / "tls"
+    try:
+        tls_args = (
+            (lambda _: ["--insecure"])
+            if insecure
+            else _identities(ca_dir, [f"node{i}" for i in range(bricks)])
+        )
+    except (certs.CertError, OSError) as e:
+        raise CliError(f"cannot make the cluster's certificates in {ca_dir}: {e}") from e
     token_file = state_dir / "admin.token"
 
     started: list[tuple[Daemon, subprocess.Popen[bytes], Callable[[], bool]]] = []
@@ -335,7 +360,8 @@ def up(
         d, p = spawn(
             "gfsd",
             "gfsd",
-            ["--listen", api, "--state-dir", str(state_dir), "--log-file", str(log)],
+            ["--listen", api, "--state-dir", str(state_dir), "--log-file", str(log)]
+            + ([] if insecure else ["--tls-dir", str(ca_dir / "gfsd")]),
             api,
             log,
         )
@@ -344,7 +370,7 @@ def up(
             addr = f"127.0.0.1:{port_base + 1 + i}"
             log = logs / f"node{i}.log"
             args = ["--listen", addr, "--root", str(root / f"node{i}" / "root")]
-            args += ["--zone", f"zone{i}", "--log-file", str(log)]
+            args += ["--zone", f"zone{i}", "--log-file", str(log), *tls_args(f"node{i}")]
             d, p = spawn(f"node{i}", "gfs-brickd", args, addr, log)
             started.append((d, p, functools.partial(_tcp_ready, addr)))
             # Recorded as they start, so that `down` can clean up after an interrupted `up`.
@@ -376,6 +402,7 @@ def up(
                 "api": api,
                 "token": token,
                 "token_file": str(token_file),
+                "tls_dir": None if insecure else str(ca_dir),
                 "daemons": [d.public() for d in daemons],
             }
         )
@@ -389,6 +416,14 @@ def up(
     for d in daemons:
         t.add_row(d.name, d.address, str(d.pid), escape(d.log))
     out.print(t)
+    if insecure:
+        out.print("[bold red]insecure[/]: plaintext gRPC, anyone on this host may use the bricks")
+    else:
+        out.print(
+            f"TLS:        CA in {escape(str(ca_dir))}; a mount needs a client certificate: "
+            f"gfs certs issue {escape(str(ca_dir))} --role client --name NAME --volume VOLUME, "
+            f"then -o tls-dir={escape(str(ca_dir))}/NAME"
+        )
     out.print(f"use it with: export GFS_SERVER={api} GFS_TOKEN_FILE={escape(str(token_file))}")
 
 

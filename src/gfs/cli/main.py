@@ -23,7 +23,7 @@ except ImportError:  # older typer: plain click
 import gfs
 from gfs import tracing
 from gfs.api.client import ApiError
-from gfs.cli import cluster, peer, volume
+from gfs.cli import certs, cluster, peer, volume
 from gfs.cli.output import FAILURE, USAGE, CliError
 from gfs.cli.settings import GlobalOptions
 
@@ -37,6 +37,7 @@ app = typer.Typer(
 app.add_typer(peer.app, name="peer")
 app.add_typer(volume.app, name="volume")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(certs.app, name="certs")
 
 
 @app.callback()

@@ -37,6 +37,7 @@ from gfs.client.options import (
 from gfs.client.remote import Remote, RemoteError, describe
 from gfs.client.replicated import PrimaryRemote
 from gfs.client.session import MountSession
+from gfs.rpc import tls
 from gfs.tunables import reexec_with_malloc_tunables
 
 log = logging.getLogger("gfs.mount")
@@ -114,6 +115,11 @@ async def _ping(remote: Remote, session: MountSession) -> None:
     except RemoteError as e:
         if e.errno == errno.ENODEV:
             raise MountError(f"no brick named {m.brick!r} at {m.address}") from e
+        if e.errno == errno.EACCES:
+            raise MountError(
+                f"gfs-brickd at {m.address} refused this client for brick {m.brick!r} "
+                "(the certificate in tls-dir does not name its volume)"
+            ) from e
         raise MountError(f"cannot reach gfs-brickd at {m.address}: {describe(e.errno)}") from e
     except trio.TooSlowError as e:
         raise MountError(f"cannot reach gfs-brickd at {m.address}: timed out") from e
@@ -292,6 +298,11 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         opts = parse_argv(args)
+        if opts.tls_dir:
+            try:
+                tls.use(tls.load_dir(opts.tls_dir))
+            except tls.CertError as e:
+                raise MountError(f"tls-dir: {e}") from e
         if not opts.foreground:
             run_background(args, opts)
             return

@@ -68,6 +68,8 @@ class MountOptions:
     mountpoint: str
     volume: str = ""
     token_file: str | None = None
+    #: identity folder (ca.crt, tls.crt, tls.key of a client certificate): mutual TLS
+    tls_dir: str | None = None
     backup_servers: list[str] = field(default_factory=list)
     #: Options given on the command line; a volume's own options fill in the rest.
     explicit: set[str] = field(default_factory=set)
@@ -172,6 +174,8 @@ def apply_option(opts: MountOptions, item: str) -> None:
             opts.backup_servers.append(server)
     elif key == "token-file" and eq and value:
         opts.token_file = value
+    elif key == "tls-dir" and eq and value:
+        opts.tls_dir = value
     elif key == "log-file" and eq and value:
         opts.log_file = value
     elif key == "log-level" and eq:

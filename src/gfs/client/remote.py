@@ -17,7 +17,7 @@ import grpc
 from gfs.proto import brick_pb2 as pb
 from gfs.proto import brick_pb2_grpc
 from gfs.rpc.bridge import call
-from gfs.rpc.channel import MAX_CHUNK, insecure_channel
+from gfs.rpc.channel import MAX_CHUNK, channel
 from gfs.rpc.errors import status_errno
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Remote:
         self.address = address
         self.brick = brick
         self.timeout = timeout
-        self.channel = insecure_channel(address)
+        self.channel = channel(address)
         self.stub = brick_pb2_grpc.BrickStub(self.channel)  # type: ignore[no-untyped-call]
 
     @property

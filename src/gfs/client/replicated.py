@@ -146,8 +146,9 @@ class PrimaryRemote(Remote):
                 self._unwell = False
                 return got
             except RemoteError as e:
+                # EACCES: the brick refused this client's certificate, a final answer.
                 retry = e.errno in (NOT_PRIMARY, errno.ENODEV) or (
-                    isinstance(e, TransportError) and e.errno != errno.EINTR
+                    isinstance(e, TransportError) and e.errno not in (errno.EINTR, errno.EACCES)
                 )
                 if not retry:
                     self._unwell = e.errno in UNWELL

@@ -6,6 +6,8 @@ import threading
 
 import grpc
 
+from gfs.rpc import tls
+
 #: Largest data chunk a Read/Write carries (larger reads and writes are split).
 MAX_CHUNK = 1 << 20
 #: Message limit: one chunk plus headroom for the envelope and readdir batches.
@@ -40,6 +42,15 @@ def insecure_channel(address: str) -> grpc.Channel:
     return grpc.insecure_channel(address, options=OPTIONS)
 
 
+def channel(address: str) -> grpc.Channel:
+    """A channel to `address` with mutual TLS when this process loaded an identity
+    (gfs.rpc.tls.use), plaintext otherwise."""
+    creds = tls.channel_credentials()
+    if creds is None:
+        return insecure_channel(address)
+    return grpc.secure_channel(address, creds, options=OPTIONS)
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """Split 'HOST:PORT' (or '[V6]:PORT'); ValueError with a clear message."""
     host, sep, port = text.rpartition(":")
@@ -58,5 +69,5 @@ def shared_channel(address: str) -> grpc.Channel:
     with _shared_lock:
         ch = _shared.get(address)
         if ch is None:
-            ch = _shared[address] = insecure_channel(address)
+            ch = _shared[address] = channel(address)
         return ch

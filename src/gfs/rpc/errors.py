@@ -15,6 +15,8 @@ STATUS_ERRNO: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: errno.ETIMEDOUT,
     grpc.StatusCode.CANCELLED: errno.EINTR,
     grpc.StatusCode.RESOURCE_EXHAUSTED: errno.ENOMEM,
+    # the brick's authorizer refused the caller's certificate (gfs.brick.authz)
+    grpc.StatusCode.PERMISSION_DENIED: errno.EACCES,
 }
 
 
