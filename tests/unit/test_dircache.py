@@ -7,21 +7,7 @@ import pytest
 from gfs.client import dircache
 from gfs.client.dircache import DirCache
 from gfs.proto import brick_pb2 as pb
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(dircache.time, "monotonic", c)
-    return c
+from tests.unit.conftest import Clock
 
 
 def entries(*names: bytes) -> list[pb.DirEntry]:

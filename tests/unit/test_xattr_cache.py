@@ -2,25 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from gfs.client import capcache
 from gfs.client.capcache import XattrCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(capcache.time, "monotonic", c)
-    return c
+from tests.unit.conftest import Clock
 
 
 def test_a_listing_answers_absent_names_until_it_expires(clock: Clock) -> None:
