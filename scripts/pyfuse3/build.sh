@@ -25,6 +25,9 @@ done
 # The patched .pyx is compiled by Cython (a build requirement pip fetches); the sdist's
 # pregenerated C file is from the unpatched source.
 rm -f "$work/pyfuse3-$version/src/pyfuse3/__init__.c"
-"$py" -m pip install -q --no-deps --force-reinstall "$work/pyfuse3-$version"
+# Not --force-reinstall: that would reinstall its dependencies too. Uninstalling first
+# makes pip take this tree and fetch only what is missing (trio, in a new venv).
+"$py" -m pip uninstall -q -y pyfuse3 2>/dev/null || true
+"$py" -m pip install -q "$work/pyfuse3-$version"
 "$py" -c "import pyfuse3; assert hasattr(pyfuse3.Operations, 'setlk')" \
   || { echo "pyfuse3: the installed build lacks the patch" >&2; exit 1; }
