@@ -109,6 +109,20 @@ def test_bridge_cancel_returns_at_once(server: Server) -> None:
         trio.run(main)
 
 
+def test_bridge_cancellable_call_is_cancelled_at_the_server(server: Server) -> None:
+    """With cancellable=True (a lock wait), cancelling the trio task cancels the RPC on
+    the server side, so the server can withdraw what the call asked for."""
+    with insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        block = ch.unary_unary("/t.T/Block")
+
+        async def main() -> None:
+            with trio.move_on_after(0.3):
+                await call(block, b"", 30, cancellable=True)
+            assert await trio.to_thread.run_sync(server.cancelled.wait, 10)
+
+        trio.run(main)
+
+
 def test_bridge_starts_no_thread_per_call(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """Calls one after another reuse the pool's threads (grpcio's future API started a
     polling thread for each call on an idle channel)."""

@@ -57,9 +57,11 @@ class Remote:
     def close(self) -> None:
         self.channel.close()
 
-    async def _call(self, name: str, req: Any, timeout: float | None = None) -> Any:
+    async def _call(
+        self, name: str, req: Any, timeout: float | None = None, cancellable: bool = False
+    ) -> Any:
         try:
-            reply = await call(getattr(self.stub, name), req, timeout or self.timeout)
+            reply = await call(getattr(self.stub, name), req, timeout or self.timeout, cancellable)
         except grpc.RpcError as e:
             code = status_errno(e)
             # Ping failures are reported to the user by the caller, not logged twice;
@@ -245,7 +247,9 @@ class Remote:
         r = pb.LockRequest()
         r.CopyFrom(req)
         r.brick = self.brick
-        reply: pb.LockReply = await self._call("Lock", r, timeout)
+        # A waiting request is withdrawn at the brick when a signal interrupts it, so
+        # the brick must see the cancellation.
+        reply: pb.LockReply = await self._call("Lock", r, timeout, cancellable=req.wait)
         return reply
 
     async def fsyncdir(self, gfid: bytes, datasync: bool) -> None:
