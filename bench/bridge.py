@@ -123,7 +123,8 @@ async def run(
 
     async def one() -> bytes:
         if mode in ("future", "held"):
-            out: bytes = await future_call(method, payload, 30)
+            # grpcio's future API: gfs's bridge before gfs.rpc.pool
+            out: bytes = await call(method, payload, 30, cancellable=True)
             return out
         if mode == "pool":
             out = await call(method, payload, timeout=30)
@@ -147,25 +148,6 @@ async def run(
         for _ in range(conc):
             n.start_soon(worker)
     return summary(count, lat, len(payload), time.monotonic() - t0)
-
-
-async def future_call(method: Any, request: Any, timeout: float) -> Any:
-    """The bridge gfs used before gfs.rpc.pool: grpcio's future API."""
-    token = trio.lowlevel.current_trio_token()
-    done = trio.Event()
-    fut = method.future(request, timeout=timeout)
-
-    def wake(_: grpc.Future) -> None:
-        with contextlib.suppress(trio.RunFinishedError):
-            token.run_sync_soon(done.set)
-
-    fut.add_done_callback(wake)
-    try:
-        await done.wait()
-    except BaseException:
-        fut.cancel()
-        raise
-    return fut.result()
 
 
 def fanout(
