@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 
 class Clock:
-    """A monotonic clock the test moves by hand."""
+    """A monotonic clock the test moves by hand (passed to the object under test)."""
 
     def __init__(self) -> None:
         self.now = 100.0
@@ -18,8 +16,5 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """time.monotonic, as the client caches read it, under the test's control."""
-    c = Clock()
-    monkeypatch.setattr(time, "monotonic", c)
-    return c
+def clock() -> Clock:
+    return Clock()

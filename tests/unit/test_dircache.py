@@ -15,7 +15,7 @@ def entries(*names: bytes) -> list[pb.DirEntry]:
 
 
 def test_two_lookups_in_a_row_list_the_directory(clock: Clock) -> None:
-    d = DirCache(1.0)
+    d = DirCache(1.0, clock)
     assert not d.found(7)
     assert d.found(7)
     assert not d.found(7)  # a listing is under way
@@ -31,7 +31,7 @@ def test_two_lookups_in_a_row_list_the_directory(clock: Clock) -> None:
 
 
 def test_a_change_through_the_mount_ends_every_listing(clock: Clock) -> None:
-    d = DirCache(1.0)
+    d = DirCache(1.0, clock)
     d.found(7)
     d.found(7)
     asked = clock.now
@@ -53,7 +53,7 @@ def test_a_change_through_the_mount_ends_every_listing(clock: Clock) -> None:
 
 
 def test_large_directories_and_no_timeout(clock: Clock) -> None:
-    d = DirCache(1.0)
+    d = DirCache(1.0, clock)
     d.found(7)
     d.found(7)
     d.listed(7, entries(b"a"), eof=False, asked=clock.now)
@@ -62,12 +62,12 @@ def test_large_directories_and_no_timeout(clock: Clock) -> None:
     assert not d.found(7) and not d.found(7)  # not listed again for a while
     d.found(8)
     d.failed(8)
-    off = DirCache(0.0)
+    off = DirCache(0.0, clock)
     assert not off.found(7) and not off.found(7)
 
 
 def test_bounded(clock: Clock) -> None:
-    d = DirCache(1.0)
+    d = DirCache(1.0, clock)
     for ino in range(dircache.MAX_DIRS + 50):
         d.found(ino)
     assert len(d) <= dircache.MAX_DIRS

@@ -7,7 +7,7 @@ from tests.unit.conftest import Clock
 
 
 def test_a_listing_answers_absent_names_until_it_expires(clock: Clock) -> None:
-    x = XattrCache(1.0)
+    x = XattrCache(1.0, clock)
     x.listed(5, [b"user.a"], asked=clock.now)
     assert x.known_absent(5, b"security.selinux")
     assert not x.known_absent(5, b"user.a")  # present: its value is asked for
@@ -22,7 +22,7 @@ def test_a_listing_answers_absent_names_until_it_expires(clock: Clock) -> None:
 
 
 def test_single_absences_and_a_stale_listing(clock: Clock) -> None:
-    x = XattrCache(1.0)
+    x = XattrCache(1.0, clock)
     x.absent(5, b"security.capability", asked=clock.now)
     assert x.known_absent(5, b"security.capability")
     assert not x.known_absent(5, b"user.a")
@@ -34,7 +34,7 @@ def test_single_absences_and_a_stale_listing(clock: Clock) -> None:
 
 
 def test_a_local_change_forgets_and_drops_replies_sent_before_it(clock: Clock) -> None:
-    x = XattrCache(1.0)
+    x = XattrCache(1.0, clock)
     asked = clock.now
     x.listed(5, [], asked=asked)
     clock.now += 0.1
@@ -50,7 +50,7 @@ def test_a_local_change_forgets_and_drops_replies_sent_before_it(clock: Clock) -
 
 
 def test_no_timeout_no_cache(clock: Clock) -> None:
-    x = XattrCache(0.0)
+    x = XattrCache(0.0, clock)
     x.listed(5, [], asked=clock.now)
     x.absent(5, b"user.a", asked=clock.now)
     assert not x.known_absent(5, b"user.a")

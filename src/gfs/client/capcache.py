@@ -20,7 +20,7 @@ an ACL) forgets the inode's knowledge at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -32,8 +32,9 @@ class _Known:
 
 
 class XattrCache:
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self._clock = clock
         self._known: dict[int, _Known] = {}
         # When this mount last changed an xattr (or mode): a reply to a request sent
         # before that may predate the change, so it is not kept.
@@ -44,7 +45,7 @@ class XattrCache:
 
     def _get(self, ino: int) -> _Known | None:
         k = self._known.get(ino)
-        if k is not None and k.until < time.monotonic():
+        if k is not None and k.until < self._clock():
             del self._known[ino]
             return None
         return k
@@ -63,7 +64,7 @@ class XattrCache:
         return None if k is None or k.names is None else sorted(k.names)
 
     def absent(self, ino: int, name: bytes, asked: float) -> None:
-        """The brick answered ENODATA for `name`; `asked`: time.monotonic() before asking."""
+        """The brick answered ENODATA for `name`; `asked`: the clock before asking."""
         if self.ttl <= 0 or asked < self._changed_at:
             return
         k = self._get(ino)
@@ -82,7 +83,7 @@ class XattrCache:
 
     def changed(self, ino: int) -> None:
         """This mount changes `ino`'s xattrs: call before sending and after the reply."""
-        self._changed_at = time.monotonic()
+        self._changed_at = self._clock()
         self._known.pop(ino, None)
 
     def forget(self, ino: int) -> None:

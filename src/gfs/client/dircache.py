@@ -21,6 +21,7 @@ Rules that keep it no staler than the kernel's own caches:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gfs.proto import brick_pb2 as pb
@@ -43,8 +44,9 @@ class _Dir:
 
 
 class DirCache:
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self._clock = clock
         self._dirs: dict[int, _Dir] = {}
         self._changed_at = 0.0
 
@@ -53,14 +55,14 @@ class DirCache:
 
     def changed(self) -> None:
         """This mount changes something: call before sending it and after the reply."""
-        self._changed_at = time.monotonic()
+        self._changed_at = self._clock()
 
     def get(self, parent: int, name: bytes) -> tuple[pb.DirEntry, float] | None:
         """The entry for `name` and its age in seconds, from a listing still valid."""
         d = self._dirs.get(parent)
         if d is None or not d.entries:
             return None
-        age = time.monotonic() - d.fetched
+        age = self._clock() - d.fetched
         if age >= self.ttl or d.fetched < self._changed_at:
             d.entries = {}
             return None
@@ -77,7 +79,7 @@ class DirCache:
             if len(self._dirs) >= MAX_DIRS:
                 self._evict()
             d = self._dirs[parent] = _Dir()
-        now = time.monotonic()
+        now = self._clock()
         if d.listing or d.large_until > now:
             return False
         if d.missed_at < self._changed_at:
@@ -94,7 +96,7 @@ class DirCache:
             return
         d.listing = False
         if not eof:
-            d.large_until = time.monotonic() + LARGE_BACKOFF * self.ttl
+            d.large_until = self._clock() + LARGE_BACKOFF * self.ttl
         if asked < self._changed_at:
             return  # the reply may predate a change made meanwhile
         d.fetched = asked
