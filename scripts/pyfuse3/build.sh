@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Install pyfuse3 built from its sdist with our patch (lock, flock, fallocate, lseek and
-# copy_file_range handlers; docs/architecture.md, "pyfuse3"). The sdist is pinned by hash.
+# Install pyfuse3 built from its sdist with our patches (lock, flock, fallocate, lseek and
+# copy_file_range handlers; UTIME_NOW told apart; docs/architecture.md, "pyfuse3"). The sdist is pinned by hash.
 # Usage: scripts/pyfuse3/build.sh PYTHON     (PYTHON: the venv's interpreter)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 py=$1
 version=3.5.0
-# Already there: the patched build has Operations.setlk, the plain one does not.
-if "$py" -c "import pyfuse3, sys; sys.exit(not (pyfuse3.__version__ == '$version' and hasattr(pyfuse3.Operations, 'setlk')))" 2>/dev/null; then
+# Already there: the installed build carries the hash of exactly these patches.
+stamp=$(cat "$here"/*.patch | sha256sum | cut -d' ' -f1)
+if "$py" -c "
+import pathlib, pyfuse3, sys
+f = pathlib.Path(pyfuse3.__file__).parent / 'gfs-patches.sha256'
+sys.exit(not (pyfuse3.__version__ == '$version' and f.is_file() and f.read_text().strip() == '$stamp'))
+" 2>/dev/null; then
   exit 0
 fi
 work=$(mktemp -d)
@@ -29,5 +34,6 @@ rm -f "$work/pyfuse3-$version/src/pyfuse3/__init__.c"
 # makes pip take this tree and fetch only what is missing (trio, in a new venv).
 "$py" -m pip uninstall -q -y pyfuse3 2>/dev/null || true
 "$py" -m pip install -q "$work/pyfuse3-$version"
-"$py" -c "import pyfuse3; assert hasattr(pyfuse3.Operations, 'setlk')" \
-  || { echo "pyfuse3: the installed build lacks the patch" >&2; exit 1; }
+"$py" -c "import pyfuse3; assert hasattr(pyfuse3.Operations, 'setlk') and hasattr(pyfuse3.SetattrFields, 'update_atime_now')" \
+  || { echo "pyfuse3: the installed build lacks the patches" >&2; exit 1; }
+"$py" -c "import pathlib, pyfuse3; (pathlib.Path(pyfuse3.__file__).parent / 'gfs-patches.sha256').write_text('$stamp\n')"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -261,5 +262,31 @@ def test_replace_dead_brick_is_filled_by_heal(tmp_path: Path) -> None:
             wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the new brick to heal")
             assert (Path(c.roots[spare]) / "fresh" / "d" / "f").read_bytes() == b"z" * 1_500_000
             assert_identical(c)
+        finally:
+            mnt.stop()
+
+
+def test_utime_now_is_the_primary_clock_on_every_replica(tmp_path: Path) -> None:
+    """`touch` (UTIME_NOW) takes the time from the primary's clock, not the client's, and
+    every replica gets the same one. The brick hosts' clocks run a day ahead here."""
+    day = 86_400 * 10**9
+    skew = {"GFS_FAULT_CLOCK_OFFSET_NS": str(day)}
+    with demo_cluster(tmp_path, env={0: skew, 1: skew, 2: skew}) as c:
+        mnt = mount(c, tmp_path).start()
+        try:
+            f = mnt.mountpoint / "touched"
+            f.write_bytes(b"x")
+            before = time.time_ns()
+            os.utime(f)  # times=NULL: UTIME_NOW for both
+            st = f.stat()
+            for t in (st.st_atime_ns, st.st_mtime_ns):
+                assert before + day - 60 * 10**9 < t < time.time_ns() + day + 60 * 10**9
+            os.utime(f, ns=(1_000_000_123, 2_000_000_456))  # explicit times stay exact
+            assert (f.stat().st_atime_ns, f.stat().st_mtime_ns) == (1_000_000_123, 2_000_000_456)
+            os.utime(f)
+            bricks = [Path(b.path) / "touched" for b in layout(c).bricks]
+            times = {(b.stat().st_atime_ns, b.stat().st_mtime_ns) for b in bricks}
+            assert len(times) == 1, times
+            assert next(iter(times))[1] > before + day - 60 * 10**9
         finally:
             mnt.stop()

@@ -14,7 +14,7 @@ import grpc
 
 from gfs import __version__, lockowner
 from gfs.brick import heal, locks
-from gfs.brick.replica import NOT_PRIMARY, Replica
+from gfs.brick.replica import NOT_PRIMARY, Replica, resolve_now
 from gfs.brick.sessions import Sessions
 from gfs.brick.store import ROOT_GFID, Attr, Brick, check_name
 from gfs.proto import brick_pb2 as pb
@@ -225,6 +225,7 @@ class BrickService:
     @rpc(pb.AttrReply)
     def SetAttr(self, b: Brick, req: pb.SetAttrRequest, ctx: Any) -> pb.AttrReply:
         caller = req.caller_uid if req.HasField("caller_uid") else None
+        resolve_now(req)  # a single-brick volume: this brick's clock
         a = b.setattr(
             req.gfid,
             req.fh,

@@ -229,9 +229,15 @@ class Operations(pyfuse3.Operations):
             change["gid"] = attr.st_gid
         if fields.update_size:
             change["size"] = attr.st_size
-        if fields.update_atime:
+        # UTIME_NOW: the primary's clock, not this client's (pyfuse3 filled in ours).
+        # getattr: an unpatched pyfuse3 does not tell "now" apart.
+        if getattr(fields, "update_atime_now", False):
+            change["atime_now"] = 1
+        elif fields.update_atime:
             change["atime_ns"] = attr.st_atime_ns
-        if fields.update_mtime:
+        if getattr(fields, "update_mtime_now", False):
+            change["mtime_now"] = 1
+        elif fields.update_mtime:
             change["mtime_ns"] = attr.st_mtime_ns
         gfid = self._g(inode)
         if "mode" in change:

@@ -104,7 +104,7 @@ class Remote:
             req.caller_uid = caller_uid
         for key, value in fields.items():
             setattr(req, key, value)
-            setattr(req, f"set_{key.removesuffix('_ns')}", True)
+            setattr(req, f"set_{key.removesuffix('_ns').removesuffix('_now')}", True)
         r = await self._call("SetAttr", req)
         return r.attr  # type: ignore[no-any-return]
 

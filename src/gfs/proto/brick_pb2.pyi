@@ -120,7 +120,7 @@ class AttrReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., attr: _Optional[_Union[Attr, _Mapping]] = ...) -> None: ...
 
 class SetAttrRequest(_message.Message):
-    __slots__ = ("brick", "gfid", "fh", "set_mode", "mode", "set_uid", "uid", "set_gid", "gid", "set_size", "size", "set_atime", "atime_ns", "set_mtime", "mtime_ns", "caller_uid")
+    __slots__ = ("brick", "gfid", "fh", "set_mode", "mode", "set_uid", "uid", "set_gid", "gid", "set_size", "size", "set_atime", "atime_ns", "set_mtime", "mtime_ns", "caller_uid", "atime_now", "mtime_now")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     GFID_FIELD_NUMBER: _ClassVar[int]
     FH_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +137,8 @@ class SetAttrRequest(_message.Message):
     SET_MTIME_FIELD_NUMBER: _ClassVar[int]
     MTIME_NS_FIELD_NUMBER: _ClassVar[int]
     CALLER_UID_FIELD_NUMBER: _ClassVar[int]
+    ATIME_NOW_FIELD_NUMBER: _ClassVar[int]
+    MTIME_NOW_FIELD_NUMBER: _ClassVar[int]
     brick: str
     gfid: bytes
     fh: int
@@ -153,7 +155,9 @@ class SetAttrRequest(_message.Message):
     set_mtime: bool
     mtime_ns: int
     caller_uid: int
-    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., fh: _Optional[int] = ..., set_mode: _Optional[bool] = ..., mode: _Optional[int] = ..., set_uid: _Optional[bool] = ..., uid: _Optional[int] = ..., set_gid: _Optional[bool] = ..., gid: _Optional[int] = ..., set_size: _Optional[bool] = ..., size: _Optional[int] = ..., set_atime: _Optional[bool] = ..., atime_ns: _Optional[int] = ..., set_mtime: _Optional[bool] = ..., mtime_ns: _Optional[int] = ..., caller_uid: _Optional[int] = ...) -> None: ...
+    atime_now: bool
+    mtime_now: bool
+    def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., fh: _Optional[int] = ..., set_mode: _Optional[bool] = ..., mode: _Optional[int] = ..., set_uid: _Optional[bool] = ..., uid: _Optional[int] = ..., set_gid: _Optional[bool] = ..., gid: _Optional[int] = ..., set_size: _Optional[bool] = ..., size: _Optional[int] = ..., set_atime: _Optional[bool] = ..., atime_ns: _Optional[int] = ..., set_mtime: _Optional[bool] = ..., mtime_ns: _Optional[int] = ..., caller_uid: _Optional[int] = ..., atime_now: _Optional[bool] = ..., mtime_now: _Optional[bool] = ...) -> None: ...
 
 class MakeNodeRequest(_message.Message):
     __slots__ = ("brick", "parent", "name", "gfid", "kind", "mode", "rdev", "uid", "gid", "target", "open", "flags")
