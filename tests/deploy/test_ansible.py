@@ -12,6 +12,7 @@ would mean driving the machine's own Debian cluster).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -158,6 +159,15 @@ def test_site_yml_deploys_a_cluster(net: DeployNet, tmp_path: Path) -> None:
     (mounts[2] / "back.txt").write_text("from node3\n")
     wait_for(lambda: (mounts[0] / "back.txt").exists(), 10, "back.txt on node1")
     assert (mounts[0] / "back.txt").read_text() == "from node3\n"
+
+    # The hosts run the patched pyfuse3 from the wheelhouse: a flock on node1's mount
+    # excludes node2's (a plain pyfuse3 keeps locks local to one mount).
+    with open(mounts[0] / "hello.bin", "rb") as held, open(mounts[1] / "hello.bin", "rb") as other:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(held, fcntl.LOCK_UN)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     # Every replica holds the file (the data sits under the brick roots as plain files).
     copies = list(net.root.glob("node*/var/lib/gfs/bricks/*/hello.bin"))

@@ -22,12 +22,19 @@ def cache_dir() -> Path:
     return Path(base) / "gfs-tests"
 
 
+PYFUSE3 = ROOT / "scripts" / "pyfuse3"
+
+
 def wheelhouse() -> Path:
-    """A folder with wheels of every dependency of gfs (not gfs itself)."""
+    """A folder with wheels of every dependency of gfs (not gfs itself); pyfuse3's is our
+    patched build, as scripts/install.sh installs it."""
     deps: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "dependencies"
     ]
-    key = hashlib.sha256(f"{sys.version_info[:2]}\n{sorted(deps)}".encode()).hexdigest()[:16]
+    patches = b"".join(p.read_bytes() for p in sorted(PYFUSE3.glob("*.patch")))
+    key = hashlib.sha256(
+        f"{sys.version_info[:2]}\n{sorted(deps)}\n".encode() + patches
+    ).hexdigest()[:16]
     house = cache_dir() / f"wheelhouse-{key}"
     if (house / ".complete").exists():
         return house
@@ -42,6 +49,14 @@ def wheelhouse() -> Path:
     if r.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"pip wheel of the dependencies failed: {r.stderr[-2000:]}")
+    # build.sh replaces the plain pyfuse3 wheel pip made with the patched one
+    r = subprocess.run(
+        ["bash", str(PYFUSE3 / "build.sh"), "--wheel", str(tmp), sys.executable],
+        capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if r.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"the patched pyfuse3 wheel failed to build: {r.stderr[-2000:]}")
     (tmp / ".complete").touch()
     shutil.rmtree(house, ignore_errors=True)
     tmp.rename(house)  # whole or not at all: an interrupted build is never taken as done
