@@ -132,7 +132,16 @@ class BrickDaemon:
 
 
 class Mount:
-    def __init__(self, source: str, mountpoint: Path, log: Path, options: str = "") -> None:
+    def __init__(
+        self,
+        source: str,
+        mountpoint: Path,
+        log: Path,
+        options: str = "",
+        wrap: list[str] | None = None,
+    ) -> None:
+        """`wrap` prefixes the command (e.g. nsenter into a network namespace)."""
+        self.wrap = wrap or []
         self.source = source
         self.mountpoint = mountpoint
         self.log = log
@@ -141,7 +150,7 @@ class Mount:
 
     def start(self, timeout: float = 20) -> Mount:
         self.mountpoint.mkdir(parents=True, exist_ok=True)
-        args = [str(BIN / "mount.fuse.gfs"), self.source, str(self.mountpoint), "-f"]
+        args = [*self.wrap, str(BIN / "mount.fuse.gfs"), self.source, str(self.mountpoint), "-f"]
         if self.options:
             args += ["-o", self.options]
         with open(self.log, "ab") as log:

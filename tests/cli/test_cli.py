@@ -201,8 +201,10 @@ def test_volume_lifecycle(cluster: Env) -> None:
     assert heal["min_in_sync"] == 3 and heal["epoch"] == 2  # pushed as a configuration
     r = gfs(cluster, "volume", "reset", "life", "replica.min-in-sync")
     assert r.returncode == 0 and "(default; live" in r.stdout, r.stderr
-    bad = gfs(cluster, "volume", "set", "life", "auth.allow=10.0.0.*")
+    bad = gfs(cluster, "volume", "set", "life", "heal.throttle-mbps=10")
     assert bad.returncode == 1 and "not supported" in one_line_error(bad)
+    bad = gfs(cluster, "volume", "set", "life", "auth.allow=client.example")
+    assert bad.returncode == 1 and "host names are not accepted" in one_line_error(bad)
     got = gfs(cluster, "volume", "get", "life", "client.attr-timeout", "--json")
     assert json.loads(got.stdout) == {"client.attr-timeout": "4.0"}
     bad = gfs(cluster, "volume", "set", "life", "client.attr-timeout=soon")

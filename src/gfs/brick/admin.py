@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 
-from gfs import __version__
+from gfs import __version__, addrs
 from gfs.api.models import FOLDER_NAME_MAX, brick_folder_error
 from gfs.brick.heal import HealWorker
 from gfs.brick.replica import Config, Replica
@@ -417,6 +417,10 @@ class AdminService:
             or req.epoch < 1
         ):
             raise _err(errno.EINVAL, f"bad replica configuration for brick {req.brick}")
+        try:
+            addrs.parse(",".join([*req.auth_allow, *req.auth_reject]))
+        except addrs.RuleError as e:
+            raise _err(errno.EINVAL, f"bad auth rules for brick {req.brick}: {e}") from None
         cfg = Config(
             volume=req.volume,
             set_index=req.set_index,
@@ -429,6 +433,8 @@ class AdminService:
             failure_timeout=req.failure_timeout,
             relaxed_reads=req.relaxed_reads,
             deny_privileged=req.deny_privileged,
+            auth_allow=list(req.auth_allow),
+            auth_reject=list(req.auth_reject),
         )
         rep = self.bricks.replicas.get(req.brick)
         if rep is None:

@@ -109,6 +109,9 @@ class Config:
     relaxed_reads: bool = False
     #: server.allow-privileged-nodes=off (service.BrickService.privileged_ok)
     deny_privileged: bool = False
+    #: volume options auth.allow / auth.reject (gfs.addrs; empty allow: every address)
+    auth_allow: list[str] = field(default_factory=list)
+    auth_reject: list[str] = field(default_factory=list)
 
     def in_sync(self) -> list[str]:
         return [b for b, (_, st) in self.members.items() if st == "in_sync"]

@@ -12,13 +12,14 @@ from typing import Any
 
 import grpc
 
-from gfs import __version__, lockowner
+from gfs import __version__, addrs, lockowner
 from gfs.brick import heal, locks
 from gfs.brick.replica import NOT_PRIMARY, Replica, resolve_now
 from gfs.brick.sessions import Sessions
 from gfs.brick.store import ROOT_GFID, Attr, Brick, check_name
 from gfs.proto import brick_pb2 as pb
 from gfs.rpc.channel import MAX_CHUNK
+from gfs.rpc.tls import peer_identity
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
         @functools.wraps(fn)
         def handler(self: BrickService, req: Any, ctx: grpc.ServicerContext) -> Any:
             rep = self.replicas.get(req.brick)
+            # Statfs tells only capacity (gfsd's probe may come from any address).
+            if fn.__name__ != "Statfs" and self.refused(req.brick, ctx):
+                return reply(err=errno.EACCES)
             # Ping and Statfs carry no file data: any member answers them (mounts, gfsd's
             # capacity probes), whatever its role.
             if fn.__name__ in ("Ping", "Statfs"):
@@ -163,6 +167,8 @@ class BrickService:
         self.stopped: set[str] = set()
         #: replicated bricks served but not configured yet (volume start, heal, replace)
         self.unconfigured: set[str] = set()
+        #: (brick, address) refused by auth.* and logged once
+        self._refused_logged: set[tuple[str, str]] = set()
 
     def _session_gone(self, brick: str, session: str) -> None:
         table = self.locks.get(brick)
@@ -203,6 +209,33 @@ class BrickService:
         if rep is not None and rep.cfg.deny_privileged:
             return False
         return caller_uid == 0
+
+    def refused(self, brick: str, ctx: grpc.ServicerContext | None) -> bool:
+        """Whether the volume options auth.allow/auth.reject refuse the caller's address
+        (docs/options.md). The set's own members and, with TLS, node and admin
+        certificates are exempt: heal, forwards and gfsd must keep working."""
+        rep = self.replicas.get(brick)
+        if rep is None or ctx is None:
+            return False
+        cfg = rep.cfg
+        if not cfg.auth_allow and not cfg.auth_reject:
+            return False
+        host = addrs.peer_host(ctx.peer())
+        if addrs.admitted(host, cfg.auth_allow, cfg.auth_reject):
+            return False
+        ident = peer_identity(ctx)
+        if ident is not None and ident.role in ("node", "admin"):
+            return False
+        if host in {addrs.address_host(a) for a, _ in cfg.members.values()}:
+            return False
+        if (brick, host) not in self._refused_logged:
+            if len(self._refused_logged) > 1024:
+                self._refused_logged.clear()
+            self._refused_logged.add((brick, host))
+            log.warning(
+                "refused client address brick=%s address=%s (auth.allow/auth.reject)", brick, host
+            )
+        return True
 
     def local(self, method: str, req: Any) -> Any:
         """Apply `req` on this brick, bypassing the replication rules."""
@@ -450,6 +483,8 @@ class BrickService:
         return pb.HeartbeatReply(errs=errs)
 
     def Session(self, req: pb.SessionRequest, ctx: grpc.ServicerContext) -> pb.Reply:
+        if self.refused(req.brick, ctx):
+            return pb.Reply(err=errno.EACCES)
         try:
             # "ipv4:10.0.0.5:51234" -> "10.0.0.5:51234"
             self.sessions.update(req, ctx.peer().partition(":")[2])

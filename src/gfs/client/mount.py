@@ -118,7 +118,8 @@ async def _ping(remote: Remote, session: MountSession) -> None:
         if e.errno == errno.EACCES:
             raise MountError(
                 f"gfs-brickd at {m.address} refused this client for brick {m.brick!r} "
-                "(the certificate in tls-dir does not name its volume)"
+                "(the certificate in tls-dir does not name its volume, or the volume's "
+                "auth.allow/auth.reject refuse this client's address)"
             ) from e
         raise MountError(f"cannot reach gfs-brickd at {m.address}: {describe(e.errno)}") from e
     except trio.TooSlowError as e:

@@ -129,7 +129,7 @@ class Member(_message.Message):
     def __init__(self, brick: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
 
 class ConfigureRequest(_message.Message):
-    __slots__ = ("brick", "volume", "set_index", "epoch", "primary", "members", "min_in_sync", "gfsd", "token", "failure_timeout", "relaxed_reads", "old_primary_gone", "deny_privileged")
+    __slots__ = ("brick", "volume", "set_index", "epoch", "primary", "members", "min_in_sync", "gfsd", "token", "failure_timeout", "relaxed_reads", "old_primary_gone", "deny_privileged", "auth_allow", "auth_reject")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     VOLUME_FIELD_NUMBER: _ClassVar[int]
     SET_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +143,8 @@ class ConfigureRequest(_message.Message):
     RELAXED_READS_FIELD_NUMBER: _ClassVar[int]
     OLD_PRIMARY_GONE_FIELD_NUMBER: _ClassVar[int]
     DENY_PRIVILEGED_FIELD_NUMBER: _ClassVar[int]
+    AUTH_ALLOW_FIELD_NUMBER: _ClassVar[int]
+    AUTH_REJECT_FIELD_NUMBER: _ClassVar[int]
     brick: str
     volume: str
     set_index: int
@@ -156,7 +158,9 @@ class ConfigureRequest(_message.Message):
     relaxed_reads: bool
     old_primary_gone: bool
     deny_privileged: bool
-    def __init__(self, brick: _Optional[str] = ..., volume: _Optional[str] = ..., set_index: _Optional[int] = ..., epoch: _Optional[int] = ..., primary: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., min_in_sync: _Optional[int] = ..., gfsd: _Optional[_Iterable[str]] = ..., token: _Optional[str] = ..., failure_timeout: _Optional[float] = ..., relaxed_reads: _Optional[bool] = ..., old_primary_gone: _Optional[bool] = ..., deny_privileged: _Optional[bool] = ...) -> None: ...
+    auth_allow: _containers.RepeatedScalarFieldContainer[str]
+    auth_reject: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, brick: _Optional[str] = ..., volume: _Optional[str] = ..., set_index: _Optional[int] = ..., epoch: _Optional[int] = ..., primary: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., min_in_sync: _Optional[int] = ..., gfsd: _Optional[_Iterable[str]] = ..., token: _Optional[str] = ..., failure_timeout: _Optional[float] = ..., relaxed_reads: _Optional[bool] = ..., old_primary_gone: _Optional[bool] = ..., deny_privileged: _Optional[bool] = ..., auth_allow: _Optional[_Iterable[str]] = ..., auth_reject: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ConfigureReply(_message.Message):
     __slots__ = ("err", "epoch")

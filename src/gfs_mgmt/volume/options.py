@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from gfs import addrs
 from gfs.errors import GfsError
 
 #: When a changed value takes effect.
@@ -68,6 +69,16 @@ class Option:
             if v not in self.choices:
                 raise bad
             return v
+        if self.kind == "addresses":
+            try:
+                return addrs.normalize(v)
+            except addrs.RuleError as e:
+                raise GfsError(
+                    "invalid",
+                    "bad_option_value",
+                    f"option {self.name}={value!r}: {e}",
+                    option=self.name,
+                ) from None
         if not v.isprintable() or len(v) > 1024:
             raise bad
         return v
@@ -79,6 +90,8 @@ class Option:
             return f"{'an integer' if self.kind == 'int' else 'a number'} from {self.low:g} to {self.high:g}"
         if self.kind == "enum":
             return "one of " + ", ".join(self.choices)
+        if self.kind == "addresses":
+            return "comma-separated addresses, CIDR networks, wildcards like 192.168.1.* or *"
         return "printable text"
 
 
@@ -152,6 +165,21 @@ OPTIONS: dict[str, Option] = {
             " files and file capabilities; off: nobody may (EPERM). Non-root callers never may",
             LIVE,
         ),
+        Option(
+            "auth.allow",
+            "addresses",
+            "*",
+            "client addresses the bricks serve (addresses, CIDR networks, 192.168.1.*; *: all);"
+            " others get EACCES and cannot mount",
+            LIVE,
+        ),
+        Option(
+            "auth.reject",
+            "addresses",
+            "",
+            "client addresses the bricks refuse, even when auth.allow names them",
+            LIVE,
+        ),
     ]
 }
 
@@ -160,7 +188,6 @@ BRICK_OPTIONS = frozenset(k for k, o in OPTIONS.items() if o.applies == LIVE)
 
 #: Options once accepted whose effect was never built; migration 0003 removed stored values.
 WITHDRAWN = {
-    "auth.allow": "client address checks are not built yet (docs/options.md)",
     "heal.throttle-mbps": "a heal bandwidth cap is not built yet (docs/options.md)",
 }
 

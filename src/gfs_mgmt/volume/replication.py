@@ -133,6 +133,8 @@ class Membership:
                 failure_timeout=timeout,
                 relaxed_reads=opts.get("replica.relaxed-reads", "off") == "on",
                 deny_privileged=opts.get("server.allow-privileged-nodes", "on") == "off",
+                auth_allow=_rules(opts.get("auth.allow", "*")),
+                auth_reject=_rules(opts.get("auth.reject", "")),
                 old_primary_gone=old_primary_gone,
             )
             out.append((b.peer.address, req))
@@ -602,3 +604,9 @@ def _refused(address: str) -> bool:
         return True
     except (OSError, ValueError):
         return False
+
+
+def _rules(value: str) -> list[str]:
+    """An auth.* option's entries as the bricks take them; `*` alone is no allow list."""
+    rules = [r for r in value.split(",") if r]
+    return [] if "*" in rules else rules
