@@ -8,19 +8,24 @@ the same cluster CA. A process that loaded nothing opens plaintext channels.
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from gfs.certs import CertError, Identity, Material, identity_from_uris, load
+from gfs.certs import CA_CERT, CERT, KEY, CertError, Identity, Material, identity_from_uris, load
 
 __all__ = [
     "CertError",
     "Identity",
     "Material",
+    "Reloader",
     "channel_credentials",
     "current",
+    "generation",
     "load",
     "load_dir",
     "peer_identity",
@@ -28,17 +33,26 @@ __all__ = [
     "use",
 ]
 
+log = logging.getLogger(__name__)
+
 _current: Material | None = None
+_generation = 0
 
 
 def use(material: Material | None) -> None:
     """Make `material` this process's identity for every channel opened from now on."""
-    global _current
+    global _current, _generation
     _current = material
+    _generation += 1
 
 
 def current() -> Material | None:
     return _current
+
+
+def generation() -> int:
+    """Bumped by every use(): long-lived channels made before are due for replacement."""
+    return _generation
 
 
 def load_dir(directory: Path | str) -> Material:
@@ -59,6 +73,73 @@ def server_credentials(material: Material) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials(
         [(material.key, material.cert)], root_certificates=material.ca, require_client_auth=True
     )
+
+
+class Reloader:
+    """A server's identity folder, read again when its files change, so certificates
+    and trusted CAs are replaced without a restart (rotation). gRPC asks `fetch` at
+    every new connection; a folder caught half-written or holding something unusable
+    keeps the current identity (logged once per change) until it is fixed."""
+
+    def __init__(self, directory: Path, material: Material, role: str) -> None:
+        self.directory = directory
+        self.material = material
+        self.role = role
+        self._seen = self._signature()
+        self._lock = threading.Lock()
+
+    def _signature(self) -> tuple[tuple[int, int, int], ...]:
+        out = []
+        for name in (CA_CERT, CERT, KEY):
+            try:
+                st = os.stat(self.directory / name)
+            except OSError:
+                out.append((0, 0, 0))
+                continue
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        try:
+            with self._lock:
+                sig = self._signature()
+                if sig == self._seen:
+                    return None
+                self._seen = sig
+                try:
+                    m = load(self.directory)
+                    if m.identity.role != self.role:
+                        raise CertError(f"certificate role is {m.identity.role}, not {self.role}")
+                except CertError as e:
+                    log.error(
+                        "tls reload refused dir=%s: %s (serving the previous one)",
+                        self.directory,
+                        e,
+                    )
+                    return None
+                self.material = m
+                use(m)
+                log.info(
+                    "tls reloaded dir=%s name=%s not_after=%s",
+                    self.directory,
+                    m.identity.name,
+                    m.not_after.isoformat(),
+                )
+                return grpc.ssl_server_certificate_configuration(
+                    [(m.key, m.cert)], root_certificates=m.ca
+                )
+        except Exception:  # called from gRPC's core: never let it raise there
+            log.exception("tls reload failed dir=%s", self.directory)
+            return None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        m = self.material
+        initial = grpc.ssl_server_certificate_configuration(
+            [(m.key, m.cert)], root_certificates=m.ca
+        )
+        return grpc.dynamic_ssl_server_credentials(
+            initial, self.fetch, require_client_authentication=True
+        )
 
 
 def peer_identity(context: Any) -> Identity | None:
