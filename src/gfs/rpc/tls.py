@@ -8,6 +8,8 @@ the same cluster CA. A process that loaded nothing opens plaintext channels.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import os
 import threading
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
 
 from gfs.certs import CA_CERT, CERT, KEY, CertError, Identity, Material, identity_from_uris, load
 
@@ -26,8 +29,10 @@ __all__ = [
     "channel_credentials",
     "current",
     "generation",
+    "host_key",
     "load",
     "load_dir",
+    "node_hosts",
     "peer_identity",
     "server_credentials",
     "use",
@@ -154,3 +159,35 @@ def peer_identity(context: Any) -> Identity | None:
         return identity_from_uris(uris, names[0].decode())
     except CertError:
         return None
+
+
+def host_key(host: str) -> str:
+    """A host as certificates and addresses are compared: IPs normalized, names
+    lowercased."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return host.lower().rstrip(".")
+
+
+@functools.lru_cache(maxsize=256)
+def _cert_hosts(pem: bytes) -> frozenset[str]:
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return frozenset()
+    names = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    names += san.get_values_for_type(x509.DNSName)
+    return frozenset(host_key(n) for n in names)
+
+
+def node_hosts(context: Any) -> frozenset[str] | None:
+    """The hosts a calling brick daemon's certificate is valid for, so a member can
+    check that a forward or heal claiming to come from member X comes from a daemon
+    certified for X's host. None when the caller is not a node (plaintext, admin)."""
+    ident = peer_identity(context)
+    if ident is None or ident.role != "node":
+        return None
+    pems = context.auth_context().get("x509_pem_cert", ())
+    return _cert_hosts(pems[0]) if pems else frozenset()
