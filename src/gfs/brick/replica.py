@@ -36,7 +36,7 @@ from gfs.brick.store import Brick
 from gfs.brick.sys import RENAME_EXCHANGE
 from gfs.proto import brick_pb2 as pb
 from gfs.proto import brick_pb2_grpc
-from gfs.rpc import pool
+from gfs.rpc import ops, pool
 from gfs.rpc.channel import shared_channel
 
 log = logging.getLogger(__name__)
@@ -50,41 +50,15 @@ NOT_SERVED = (errno.ENODEV, errno.ESHUTDOWN)
 #: proof of life either (it cannot grant until gfsd configures it).
 NOT_CONFIGURED = errno.EAGAIN
 
-READS = {
-    "Lookup",
-    "GetAttr",
-    "ReadLink",
-    "Read",
-    "ReadDir",
-    "GetXattr",
-    "ListXattr",
-    "Lock",
-    "Seek",
-}
+READS = ops.names(ops.READ)
 #: Operations on a handle: ordered under the handle's GFID. Members hold no handles: a
 #: forwarded one opens the object by GFID for that one operation.
-HANDLE_OPS = {"Write", "Fallocate", "CopyRange", "Fsync", "Release", "Flush"}
+HANDLE_OPS = ops.names(ops.HANDLE)
 #: Forwarded handle operations that need a descriptor on the member.
-FD_OPS = {"Write", "Fallocate", "CopyRange", "Fsync"}
+FD_OPS = frozenset(op.name for op in ops.OPS.values() if op.fd)
 #: Open flags of the primary's handle a member applies to its own descriptor.
 SYNC_FLAGS = os.O_SYNC | os.O_DSYNC
-REQUESTS: dict[str, type[Any]] = {
-    "SetAttr": pb.SetAttrRequest,
-    "MakeNode": pb.MakeNodeRequest,
-    "Unlink": pb.NameRequest,
-    "Rmdir": pb.NameRequest,
-    "Rename": pb.RenameRequest,
-    "Link": pb.LinkRequest,
-    "Open": pb.OpenRequest,
-    "Write": pb.WriteRequest,
-    "Unpin": pb.GfidRequest,
-    "Fsync": pb.FsyncRequest,
-    "FsyncDir": pb.FsyncRequest,
-    "Fallocate": pb.FallocateRequest,
-    "CopyRange": pb.CopyRangeRequest,
-    "SetXattr": pb.XattrRequest,
-    "RemoveXattr": pb.XattrRequest,
-}
+REQUESTS = ops.FORWARDED
 DEDUP_SIZE = 1 << 16
 #: Fault injection for the fault tests only: "METHOD[:NAME]" makes the primary kill
 #: itself (SIGKILL) after applying such a mutation and before forwarding it, a moment
@@ -125,11 +99,9 @@ class Config:
 
 
 def is_mutation(method: str, req: Any) -> bool:
-    """Whether the primary forwards `method`: an open only when it truncates (members
-    hold no handles), a Release never (see Replica.release)."""
-    if method == "Open":
-        return bool(req.flags & os.O_TRUNC)
-    return method in REQUESTS and method != "Unpin"
+    """Whether the primary forwards `method` (gfs.rpc.ops: an open only when it
+    truncates, a Release never — see Replica.release)."""
+    return ops.forwards(method, req)
 
 
 def _clock_offset() -> int:
@@ -583,12 +555,9 @@ class Replica:
         return rep
 
     def _keys(self, method: str, req: Any) -> tuple[list[bytes], bytes]:
-        if method in ("MakeNode", "Unlink", "Rmdir"):
-            return [req.parent], b""
-        if method == "Rename":
-            return [req.old_parent, req.new_parent], b""
-        if method == "Link":
-            return [req.gfid, req.new_parent], b""
+        op = ops.OPS[method]
+        if op.kind == ops.MUTATION and op.keys != ("gfid",):
+            return [getattr(req, k) for k in op.keys], b""
         if method in HANDLE_OPS:
             try:
                 g = self.brick.handle(req.fh).gfid
