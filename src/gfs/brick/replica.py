@@ -511,6 +511,7 @@ class Replica:
             if CRASH_BEFORE_FORWARD:
                 _maybe_crash(method, req)
             fwd = self._payload(method, req, rep, hgfid)
+            fwd.times.extend(self._stamps(method, req, rep, hgfid))
             if pin:
                 fwd.pin = pin
                 self.pinned.add(pin)
@@ -569,6 +570,38 @@ class Replica:
                 return [g, req.gfid_in], g
             return [g], g
         return [req.gfid], req.gfid
+
+    def _stamps(self, method: str, req: Any, rep: Any, hgfid: bytes) -> list[pb.TimeStamp]:
+        """The times the mutation just applied here gave its objects (one stat each),
+        for the members to set after applying it: every replica then holds the
+        primary's mtime, whatever each member's clock said (docs/replication.md,
+        "Times"). ctime cannot be set; a rename or link changes only the object's ctime,
+        an xattr change only ctime."""
+        touched: list[tuple[bytes, bool]] = []  # (gfid, atime too)
+        if method in ("Write", "Fallocate", "CopyRange", "Open"):
+            touched = [(hgfid, False)]
+        elif method == "SetAttr" and req.set_size:  # explicit times travel in the request
+            touched = [(req.gfid, False)]
+        elif method == "MakeNode":
+            touched = [(req.parent, False), (rep.attr.gfid, True)]
+        elif method in ("Unlink", "Rmdir"):
+            touched = [(req.parent, False)]
+        elif method == "Rename":
+            touched = [(req.old_parent, False), (req.new_parent, False)]
+        elif method == "Link":
+            touched = [(req.new_parent, False)]
+        out: list[pb.TimeStamp] = []
+        for g, with_atime in dict(touched).items():  # one parent for a rename within it
+            try:
+                st = self.brick.getattr(g).st
+            except (OSError, ValueError) as e:
+                log.warning("no times to forward brick=%s op=%s err=%s", self.name, method, e)
+                continue
+            t = pb.TimeStamp(gfid=g, mtime_ns=st.st_mtime_ns)
+            if with_atime:
+                t.set_atime, t.atime_ns = True, st.st_atime_ns
+            out.append(t)
+        return out
 
     def _payload(self, method: str, req: Any, rep: Any, hgfid: bytes) -> pb.ForwardRequest:
         fh, gfid, flags = 0, hgfid, 0
@@ -787,10 +820,21 @@ class Replica:
         if new_fh and f.method in ("Open", "MakeNode"):
             with contextlib.suppress(OSError):
                 self.brick.release(new_fh)  # a create or truncate: nothing stays open here
+        if not rep.err:
+            self._set_times(f)
         data = rep.SerializeToString()
         if f.req and not rep.err:
             self.dedup.put(f.req, data)
         return pb.ForwardReply(reply=data)
+
+    def _set_times(self, f: pb.ForwardRequest) -> None:
+        """As a member, after applying `f`: the primary's times instead of our clock's."""
+        for t in f.times:
+            try:
+                self.brick.set_times(t.gfid, t.atime_ns if t.set_atime else None, t.mtime_ns)
+            except (OSError, ValueError) as e:
+                # Only when a later mutation raced it away; heal copies times anyway.
+                log.warning("times not set brick=%s op=%s err=%s", self.name, f.method, e)
 
 
 def _log_unpin(brick: str, member: str, fut: Any) -> None:

@@ -632,6 +632,18 @@ class Brick:
             bsys.utimensat(self.index_fd, rel, atime_ns, mtime_ns)
         return self._attr(gfid, os.stat(rel, dir_fd=self.index_fd, follow_symlinks=False))
 
+    def set_times(self, gfid: bytes, atime_ns: int | None, mtime_ns: int | None) -> None:
+        """Set times decided elsewhere (the primary's, after a forwarded mutation) on the
+        object itself, never following a symlink; None leaves that time alone."""
+        check_gfid(gfid)
+        if gfid == ROOT_GFID:
+            bsys.futimens(self.root_fd, atime_ns, mtime_ns)
+        elif self._is_index_dir(self._index_stat(gfid)):
+            with self.dirfd(gfid) as fd:
+                bsys.futimens(fd, atime_ns, mtime_ns)
+        else:
+            bsys.utimensat(self.index_fd, index_rel(gfid), atime_ns, mtime_ns)
+
     def _setattr_fd(
         self,
         fd: int,
