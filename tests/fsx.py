@@ -155,6 +155,7 @@ class Fsx:
         self.fd = -1
         self.src_fd = -1
         self.opno = 0
+        self.last_range = (0, 0)  # of the operation under way, for a failure's log line
         self.history: collections.deque[str] = collections.deque(maxlen=20)
         self.stats = Stats()
         self.ops: dict[str, Callable[[], str]] = {
@@ -191,10 +192,15 @@ class Fsx:
                 except FsxFailure:
                     raise
                 except OSError as e:
-                    self._fail(f"{name} failed: {e!r}", f"#{self.opno} {name} (failed)")
+                    off, n = self.last_range
+                    self._fail(
+                        f"{name} failed: {e!r}", f"#{self.opno} {name} {off:#x} +{n:#x} (failed)"
+                    )
                 self.history.append(f"#{self.opno} {what} -> size {len(self.model)}")
                 self.stats.counts[name] += 1
                 self.verify()
+                if opno % 10_000 == 0:
+                    log.info("fsx seed %d: %d ops", self.seed, opno)
             self.stats.ops = self.opno
         finally:
             self._close()
@@ -310,7 +316,8 @@ class Fsx:
             n = max(BLOCK, n // BLOCK * BLOCK)
         else:
             off = self.rng.randrange(end)
-        return off, max(1, min(n, end - off))
+        self.last_range = off, max(1, min(n, end - off))
+        return self.last_range
 
     def _model_write(self, off: int, data: bytes) -> None:
         if off > len(self.model):
@@ -350,6 +357,7 @@ class Fsx:
             size = self.rng.randrange(self.max_size // BLOCK + 1) * BLOCK
         else:
             size = self.rng.randrange(self.max_size + 1)
+        self.last_range = size, 0
         os.ftruncate(self.fd, size)
         del self.model[size:]
         self._grow(size)
@@ -405,12 +413,14 @@ class Fsx:
                     return f"{name} skipped (size {size:#x})"
                 k = self.rng.randrange(blocks)
                 off, n = k * BLOCK, self.rng.randint(1, blocks - k) * BLOCK
+                self.last_range = off, n
             elif mode == FALLOC_FL_INSERT_RANGE:
                 room = (self.max_size - size) // BLOCK
                 if not size or room < 1:
                     return f"{name} skipped (size {size:#x})"
                 off = self.rng.randrange((size - 1) // BLOCK + 1) * BLOCK
                 n = self.rng.randint(1, min(room, max(1, self.max_op // BLOCK))) * BLOCK
+                self.last_range = off, n
             else:
                 off, n = self._range(self.max_size)
             fallocate(self.fd, mode, off, n)

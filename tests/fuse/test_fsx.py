@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from tests.fsx import FALLOC_OPS, Fsx, FsxFailure
 from tests.procs import Mount
 from tests.replicas import demo_cluster, layout, mount
 
-DEFAULT_OPS = 5000  # about 60 s on gfs on a loaded 2-core machine
+DEFAULT_OPS = 4000  # the gfs case: about 85 s with the cluster on a loaded 2-core machine
 OPS = int(os.environ.get("GFS_FSX_OPS", DEFAULT_OPS))
 SEED = int(os.environ.get("GFS_FSX_SEED") or random.randrange(1 << 32))
 # the gfs case is about 70 ops/s on a loaded machine (the local one is faster): room for that
@@ -96,3 +98,17 @@ def test_fsx_names_seed_operation_and_offset(tmp_path: Path) -> None:
     assert "first difference at offset" in msg
     assert "--seed 7" in msg
     assert msg.count("\n    #") == 20  # the last 20 operations
+
+
+@pytest.mark.timeout(60)
+def test_fsx_command_line(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "tests.fsx", str(tmp_path / "f"), "--seed", "3", "--ops", "300"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=Path(__file__).parents[2],
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("fsx seed 3\n")
+    assert "ok: 300 ops" in r.stdout
