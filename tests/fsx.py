@@ -189,8 +189,6 @@ class Fsx:
                 name = self.rng.choices(names, weights)[0]
                 try:
                     what = self.ops[name]()
-                except FsxFailure:
-                    raise
                 except OSError as e:
                     off, n = self.last_range
                     self._fail(
@@ -198,7 +196,10 @@ class Fsx:
                     )
                 self.history.append(f"#{self.opno} {what} -> size {len(self.model)}")
                 self.stats.counts[name] += 1
-                self.verify()
+                try:
+                    self.verify()
+                except OSError as e:
+                    self._fail(f"reading the file back failed: {e!r}")
                 if opno % 10_000 == 0:
                     log.info("fsx seed %d: %d ops", self.seed, opno)
             self.stats.ops = self.opno
