@@ -18,7 +18,7 @@ import pytest
 
 from tests.cluster import Cluster
 from tests.fsx import FALLOC_OPS, Fsx, FsxFailure
-from tests.procs import Mount
+from tests.procs import BrickDaemon, Mount
 from tests.replicas import demo_cluster, layout, mount
 
 DEFAULT_OPS = 4000  # the gfs case: about 85 s with the cluster on a loaded 2-core machine
@@ -112,3 +112,32 @@ def test_fsx_command_line(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("fsx seed 3\n")
     assert "ok: 300 ops" in r.stdout
+
+
+@pytest.fixture
+def writeback_mnt(tmp_path: Path) -> Iterator[Path]:
+    """A mount of one brick with the kernel's writeback cache on."""
+    d = BrickDaemon({"b0": tmp_path / "b0"}, tmp_path / "brickd.log").start()
+    m = Mount(f"{d.address}/b0", tmp_path / "mnt", tmp_path / "mount.log", "writeback=on")
+    try:
+        m.start()
+        yield m.mountpoint
+    finally:
+        m.stop()
+        d.stop()
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(60)
+def test_seek_data_sees_writes_still_in_the_writeback_cache(writeback_mnt: Path) -> None:
+    """Found by fsx on a writeback=on mount: the brick knows nothing of dirty pages, so
+    SEEK_DATA/SEEK_HOLE answered from its file skipped data not yet written back."""
+    fd = os.open(writeback_mnt / "f", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        os.ftruncate(fd, 1 << 20)  # one hole
+        os.pwrite(fd, b"x" * 4096, 512 << 10)  # in the page cache, not on the brick yet
+        assert os.lseek(fd, 0, os.SEEK_DATA) <= 512 << 10
+        assert os.lseek(fd, 512 << 10, os.SEEK_HOLE) >= (512 << 10) + 4096
+        assert os.lseek(fd, 0, os.SEEK_HOLE) <= 1 << 20
+    finally:
+        os.close(fd)
