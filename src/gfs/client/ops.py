@@ -641,6 +641,10 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def lseek(self, fh: pyfuse3.FileHandleT, offset: int, whence: int) -> int:
+        if self.enable_writeback_cache:
+            # Dirty pages the kernel has not sent yet are data the brick cannot see: ENOSYS
+            # makes the kernel answer itself (all data up to its size, the hole at the end).
+            raise FUSEError(errno.ENOSYS)
         return await self.remote.seek(fh, offset, whence)
 
     @fuse_errors
