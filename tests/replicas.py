@@ -89,7 +89,7 @@ def tree(brick: Path, times: bool = False) -> dict[str, Any]:
             xattrs = {
                 x: os.getxattr(p, x, follow_symlinks=False)
                 for x in os.listxattr(p, follow_symlinks=False)
-                if x.startswith(("user.", "trusted.gfs.gfid"))
+                if x.startswith(("user.", "trusted.gfs.gfid", "system.posix_acl_"))
             }
             entry: dict[str, Any] = {
                 "mode": st.st_mode,

@@ -324,6 +324,7 @@ class BrickService:
             # The new object's owner is the caller (the FUSE request's uid).
             allow_privileged=self.privileged_ok(req.brick, req.uid),
             new_gfid=True,
+            umask=req.umask,
         )
         return pb.EntryReply(attr=attr_pb(a), fh=fh)
 
@@ -549,5 +550,6 @@ class BrickService:
 
 
 def umask_zero() -> None:
-    # Modes arrive with the caller's umask applied; the daemon's own must not apply again.
+    # A new object gets exactly the mode the client sent, or its parent's default ACL
+    # masked by that mode: the caller's umask (MakeNode's umask) is applied by make_node.
     os.umask(0)

@@ -278,11 +278,12 @@ class PrimaryRemote(Remote):
         rdev: int = 0,
         target: bytes = b"",
         open_flags: int | None = None,
+        umask: int = 0,
     ) -> tuple[pb.Attr, int]:
         async def fn(p: Remote) -> tuple[pb.Attr, int, str]:
             attr, fh = await p.make_node(
                 parent, name, gfid, kind, mode, uid, gid,
-                rdev=rdev, target=target, open_flags=open_flags,
+                rdev=rdev, target=target, open_flags=open_flags, umask=umask,
             )  # fmt: skip
             return attr, fh, p.brick
 
