@@ -64,6 +64,21 @@ def test_fsync_makes_buffered_writes_durable_on_every_brick(demo: Cluster, mnt: 
         os.close(fd)
 
 
+def test_fsync_of_a_read_only_descriptor_sends_the_file(demo: Cluster, mnt: Path) -> None:
+    fd = os.open(mnt / "r", os.O_CREAT | os.O_WRONLY, 0o644)
+    ro = os.open(mnt / "r", os.O_RDONLY)
+    try:
+        for i in range(20):
+            os.write(fd, bytes([97 + i]) * 100)
+        os.fsync(ro)
+        want = b"".join(bytes([97 + i]) * 100 for i in range(20))
+        for b in layout(demo).bricks:
+            assert (Path(b.path) / "r").read_bytes() == want, b.name
+    finally:
+        os.close(ro)
+        os.close(fd)
+
+
 def test_read_your_writes_and_stat_before_close(mnt: Path) -> None:
     fd = os.open(mnt / "f", os.O_CREAT | os.O_RDWR, 0o644)
     other = os.open(mnt / "f", os.O_RDONLY)
@@ -120,11 +135,12 @@ def test_enospc_is_reported_at_the_latest_at_close(tmp_path: Path) -> None:
                 finally:
                     os.close(fd)
             assert e.value.errno in (errno.ENOSPC, errno.EDQUOT)
-            # The volume still works and its bricks agree.
-            (m.mountpoint / "small").write_bytes(b"ok")
-            assert (m.mountpoint / "small").read_bytes() == b"ok"
+            # The bricks agree, and the volume works once there is room again.
             sizes = {(Path(b.path) / "big").stat().st_size for b in layout(c).bricks}
             assert len(sizes) == 1
+            os.unlink(m.mountpoint / "big")
+            (m.mountpoint / "small").write_bytes(b"ok")
+            assert (m.mountpoint / "small").read_bytes() == b"ok"
         finally:
             m.stop()
 

@@ -474,6 +474,7 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def fsync(self, fh: pyfuse3.FileHandleT, datasync: bool) -> None:
+        await self._settle_fh(fh)  # the file's bytes buffered through any handle of this mount
         if self.wb is not None:
             await self.wb.settle(fh)
         await self.remote.fsync(fh, datasync)
