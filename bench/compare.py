@@ -304,9 +304,11 @@ class GfsTarget(Target):
     name = "gfs"
     VOLUME = "cmp"
 
-    def __init__(self, base: Path, size: str) -> None:
+    def __init__(self, base: Path, size: str, extra: str = "") -> None:
+        """`extra`: more mount options (e.g. write-behind=off, to compare)."""
         super().__init__(base)
         self.size = size
+        self.extra = extra
         self.up = False
         self.mounts: list[Mount] = []
 
@@ -353,6 +355,8 @@ class GfsTarget(Target):
             "certs", "issue", ca, "--role", "client", "--name", "bench", "--volume", self.VOLUME
         )
         self.options = f"token-file={token_file},tls-dir={ca}/bench"
+        if self.extra:
+            self.options += f",{self.extra}"
         self.root = self.mount("mnt") / "bench"
         self.root.mkdir()
         self.version = f"gfs {git_commit()}"
@@ -801,6 +805,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--gen-files", type=int, help="files in the generated tarball")
     ap.add_argument("--time-limit", type=float, help="seconds per workload per target")
     ap.add_argument("--tar-time-limit", type=float, help="seconds for the extraction per target")
+    ap.add_argument(
+        "--gfs-options", default="", help="more -o options of the gfs mount (write-behind=off)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/compare.json")
     ap.add_argument(
         "--workdir",
@@ -896,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
         size = f"{math.ceil(need_mib * 2 / 1024)}GiB"
         for name in a.target_list:
             t: Target = (
-                GfsTarget(base, size)
+                GfsTarget(base, size, a.gfs_options)
                 if name == "gfs"
                 else {
                     "glusterfs": GlusterTarget,

@@ -222,6 +222,7 @@ def run_foreground(opts: MountOptions) -> None:
             attr_timeout=opts.attr_timeout,
             entry_timeout=opts.entry_timeout,
             writeback=opts.writeback,
+            write_behind=opts.write_behind,
             on_error=session.note,
             session=session.req.session,
         )
@@ -248,9 +249,12 @@ def run_foreground(opts: MountOptions) -> None:
                     n.start_soon(_watch_signals, state, n.cancel_scope)
                     n.start_soon(_after_init, ops, opts)
                     n.start_soon(session.run)
+                    n.start_soon(ops.run_write_behind)
                     await pyfuse3.main()
                     n.cancel_scope.cancel()
             finally:
+                with trio.move_on_after(opts.rpc_timeout):
+                    await ops.flush_behind()
                 await session.end()  # the bricks forget the mount now, not in 3 intervals
 
         try:

@@ -28,6 +28,7 @@ from gfs.client.capcache import XattrCache
 from gfs.client.dircache import DirCache
 from gfs.client.inodes import InodeTable, UnknownInode
 from gfs.client.remote import Remote, RemoteError, TransportError
+from gfs.client.writebehind import WriteBehind
 from gfs.proto import brick_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ DOT, DOTDOT = 1, 2
 #: A waiting lock request is one brick RPC of at most this long (seconds), repeated; the
 #: brick answers as soon as the lock is granted, and a signal cancels the RPC at once.
 LOCK_WAIT = 10.0
+#: Handles opened with these are written through: their offsets or their durability are
+#: the brick's to decide at each write.
+WRITE_THROUGH = os.O_APPEND | os.O_SYNC | os.O_DSYNC
 LOCK_TYPE = {
     fcntl.F_RDLCK: pb.LOCK_TYPE_READ,
     fcntl.F_WRLCK: pb.LOCK_TYPE_WRITE,
@@ -110,6 +114,7 @@ class Operations(pyfuse3.Operations):
         writeback: bool,
         on_error: Callable[[int], None] = lambda code: None,
         session: str = "",
+        write_behind: bool = False,
     ) -> None:
         """`on_error(errno)`: told of every failed request (the mount logs ESHUTDOWN once);
         `session`: the mount's session id, which names its locks at the bricks."""
@@ -130,6 +135,47 @@ class Operations(pyfuse3.Operations):
         #: inode -> kernel lock owners that may hold record locks there through this mount
         #: (close() unlocks only those: no RPC for files never locked)
         self.lockers: dict[int, set[int]] = {}
+        #: buffered writes (writebehind.py); its timer runs in `run_write_behind`
+        self.wb: WriteBehind | None = WriteBehind(remote.write) if write_behind else None
+        #: open file handle -> its inode (what a read or lseek must flush first)
+        self._fh_ino: dict[int, int] = {}
+
+    async def run_write_behind(self) -> None:
+        if self.wb is not None:
+            await self.wb.run()
+
+    async def flush_behind(self) -> None:
+        """At unmount: what is still buffered (a lazily unmounted open file) is sent."""
+        if self.wb is not None:
+            await self.wb.flush_all()
+
+    def _buffer(self, fh: int, ino: int, flags: int) -> None:
+        self._fh_ino[fh] = ino
+        if (
+            self.wb is not None
+            and flags & os.O_ACCMODE != os.O_RDONLY
+            and not flags & WRITE_THROUGH
+        ):
+            self.wb.open(fh, ino)
+
+    async def _settle_ino(self, *inodes: int) -> None:
+        """Buffered writes of these inodes reach the bricks before the caller asks."""
+        if self.wb is not None:
+            for ino in inodes:
+                if self.wb.dirty(ino):
+                    await self.wb.flush_inode(ino)
+
+    async def _settle_fh(self, *fhs: int) -> None:
+        if self.wb is not None:
+            for fh in fhs:
+                ino = self._fh_ino.get(fh)
+                if ino is not None:
+                    await self._settle_ino(ino)
+
+    async def _settle_all(self) -> None:
+        """For calls that name a file only by its name (rename, unlink) or list many."""
+        if self.wb is not None and self.wb.dirty():
+            await self.wb.flush_all()
 
     def init(self) -> None:
         # Called while INIT is being answered; waiters run after the reply is written.
@@ -172,6 +218,7 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
         parent = self._g(parent_inode)
+        await self._settle_all()  # the size and mtime it hands the kernel must be right
         hit = self.dirs.get(parent_inode, name)
         if hit is not None:
             e, age = hit
@@ -212,6 +259,7 @@ class Operations(pyfuse3.Operations):
     async def getattr(
         self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
+        await self._settle_ino(inode)
         return self._attrs(await self.remote.getattr(self._g(inode)), inode)
 
     @fuse_errors
@@ -244,6 +292,7 @@ class Operations(pyfuse3.Operations):
         elif fields.update_mtime:
             change["mtime_ns"] = attr.st_mtime_ns
         gfid = self._g(inode)
+        await self._settle_ino(inode)  # a truncate or utimes lands after the writes before it
         if "mode" in change:
             self.xattrs.changed(inode)  # chmod rewrites an ACL's mask entry
         try:
@@ -330,13 +379,16 @@ class Operations(pyfuse3.Operations):
         a, fh = await self._make(
             parent_inode, name, "file", stat.S_IFREG | mode, ctx, open_flags=flags
         )
-        return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh)), self._entry(a)
+        e = self._entry(a)
+        self._buffer(fh, e.st_ino, flags)
+        return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh)), e
 
     @fuse_errors
     @changes
     async def unlink(
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> None:
+        await self._settle_all()
         await self.remote.unlink(self._g(parent_inode), name)
 
     @fuse_errors
@@ -357,6 +409,7 @@ class Operations(pyfuse3.Operations):
         flags: pyfuse3.FlagT,
         ctx: pyfuse3.RequestContext,
     ) -> None:
+        await self._settle_all()
         await self.remote.rename(
             self._g(parent_inode_old), name_old, self._g(parent_inode_new), name_new, flags
         )
@@ -370,6 +423,7 @@ class Operations(pyfuse3.Operations):
         new_name: pyfuse3.FileNameT,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
+        await self._settle_ino(inode)
         a = await self.remote.link(self._g(inode), self._g(new_parent_inode), new_name)
         return self._entry(a)
 
@@ -383,34 +437,51 @@ class Operations(pyfuse3.Operations):
         if not flags & os.O_TRUNC:
             fh, _ = await self.remote.open(gfid, flags)
         else:
+            await self._settle_ino(inode)  # the truncation comes after earlier writes
             self.dirs.changed()
             try:
                 fh, _ = await self.remote.open(gfid, flags)
             finally:
                 self.dirs.changed()
+        self._buffer(fh, inode, flags)
         return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh))
 
     @fuse_errors
     async def read(self, fh: pyfuse3.FileHandleT, off: int, size: int) -> bytes:
+        await self._settle_fh(fh)  # read-your-writes, through any handle of this mount
         return await self.remote.read(fh, off, size)
 
     @fuse_errors
     @changes
     async def write(self, fh: pyfuse3.FileHandleT, off: int, buf: bytes) -> int:
+        if self.wb is not None:
+            return await self.wb.write(fh, off, buf)
         return await self.remote.write(fh, off, buf)
 
     @fuse_errors
     async def flush(self, fh: pyfuse3.FileHandleT) -> None:
+        # Buffered writes are sent and acknowledged by every in-sync member first (I1),
+        # and a send that failed is reported here: close(2) returns its errno.
+        if self.wb is not None:
+            await self.wb.settle(fh)
         # The replica layer answers it without a call while the volume answers
         # (ReplicatedRemote.flush says why that keeps close durable).
         await self.remote.flush(fh)
 
     @fuse_errors
     async def release(self, fh: pyfuse3.FileHandleT) -> None:
-        await self.remote.release(fh)
+        try:
+            if self.wb is not None:
+                await self.wb.release(fh)
+        finally:
+            self._fh_ino.pop(fh, None)
+            await self.remote.release(fh)
 
     @fuse_errors
     async def fsync(self, fh: pyfuse3.FileHandleT, datasync: bool) -> None:
+        await self._settle_fh(fh)  # the file's bytes buffered through any handle of this mount
+        if self.wb is not None:
+            await self.wb.settle(fh)
         await self.remote.fsync(fh, datasync)
 
     # -- directories -------------------------------------------------------------------------
@@ -436,6 +507,7 @@ class Operations(pyfuse3.Operations):
     ) -> None:
         d = self._dir(fh)
         gfid = self._g(d.ino)
+        await self._settle_all()  # the listing hands the kernel sizes and mtimes
         dot = pyfuse3.EntryAttributes()
         dot.st_ino = pyfuse3.InodeT(d.ino)
         dot.st_mode = pyfuse3.ModeT(stat.S_IFDIR | 0o755)
@@ -595,6 +667,7 @@ class Operations(pyfuse3.Operations):
     ) -> tuple[int, int, int, int]:
         if type not in (fcntl.F_RDLCK, fcntl.F_WRLCK):
             raise FUSEError(errno.EINVAL)
+        await self._settle_ino(inode)
         req = self._lock(inode, owner, LOCK_TYPE[type], start, length, pid)
         req.test = True
         r = await self.remote.lock(req)
@@ -617,6 +690,7 @@ class Operations(pyfuse3.Operations):
     ) -> None:
         if type not in LOCK_TYPE:
             raise FUSEError(errno.EINVAL)
+        await self._settle_ino(inode)  # another mount taking the lock next sees the data
         owners = self.lockers.get(inode)
         if type == fcntl.F_UNLCK:
             if owners is None or owner not in owners:
@@ -636,16 +710,19 @@ class Operations(pyfuse3.Operations):
         kind = FLOCK_TYPE.get(op & ~fcntl.LOCK_NB)
         if kind is None:
             raise FUSEError(errno.EINVAL)
+        await self._settle_ino(inode)
         req = self._lock(inode, owner, kind, 0, 0, 0)
         req.flock = True
         await self._set_lock(req, not op & fcntl.LOCK_NB)
 
     @fuse_errors
     async def fallocate(self, fh: pyfuse3.FileHandleT, mode: int, offset: int, length: int) -> None:
+        await self._settle_fh(fh)
         await self.remote.fallocate(fh, mode, offset, length)
 
     @fuse_errors
     async def lseek(self, fh: pyfuse3.FileHandleT, offset: int, whence: int) -> int:
+        await self._settle_fh(fh)  # SEEK_DATA/SEEK_HOLE/SEEK_END see the buffered bytes
         if self.enable_writeback_cache:
             # Dirty pages the kernel has not sent yet are data the brick cannot see: ENOSYS
             # makes the kernel answer itself (all data up to its size, the hole at the end).
@@ -664,4 +741,5 @@ class Operations(pyfuse3.Operations):
     ) -> int:
         if flags:
             raise FUSEError(errno.EINVAL)
+        await self._settle_fh(fh_in, fh_out)
         return await self.remote.copy_range(fh_in, off_in, fh_out, off_out, length)

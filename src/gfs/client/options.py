@@ -80,6 +80,8 @@ class MountOptions:
     #: seconds between the session announcements to the bricks (client/session.py)
     keepalive: float = 10.0
     writeback: bool = False
+    #: buffer small writes in the client (client/writebehind.py)
+    write_behind: bool = False
     read_ahead_kib: int = 1024
     log_file: str | None = None
     log_level: str = "info"
@@ -159,6 +161,10 @@ def apply_option(opts: MountOptions, item: str) -> None:
         if value not in ("on", "off"):
             raise UsageError(f"option writeback={value!r}: use on or off")
         opts.writeback = value == "on"
+    elif key == "write-behind" and eq:
+        if value not in ("on", "off"):
+            raise UsageError(f"option write-behind={value!r}: use on or off")
+        opts.write_behind = value == "on"
     elif key == "read-ahead" and eq:
         if not value.isdigit() or not 4 <= int(value) <= 65536:
             raise UsageError(f"option read-ahead={value!r}: KiB between 4 and 65536")
@@ -248,6 +254,7 @@ VOLUME_OPTIONS = {
     "client.entry-timeout": "entry-timeout",
     "client.writeback": "writeback",
     "client.read-ahead-kib": "read-ahead",
+    "performance.write-behind": "write-behind",
 }
 
 

@@ -124,6 +124,13 @@ OPTIONS: dict[str, Option] = {
             NEXT_MOUNT,
         ),
         Option(
+            "performance.write-behind",
+            "bool",
+            "off",
+            "buffer small writes in the client, sent together; close and fsync wait for them",
+            NEXT_MOUNT,
+        ),
+        Option(
             "client.read-ahead-kib",
             "int",
             "1024",
