@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 
-from gfs.certs import CertError, Identity, Material, identity_from_uris, load
+from gfs.certs import CertError, Identity, Material, fingerprint, identity_from_uris, load
 
 __all__ = [
     "CertError",
@@ -23,12 +23,17 @@ __all__ = [
     "current",
     "load",
     "load_dir",
+    "peer_fingerprint",
     "peer_identity",
     "server_credentials",
     "use",
 ]
 
 _current: Material | None = None
+#: PEM -> fingerprint of the peers seen: parsing a certificate on every call would cost
+#: more than the call; a daemon meets few distinct certificates.
+_fingerprints: dict[bytes, str] = {}
+_FINGERPRINTS_MAX = 4096
 
 
 def use(material: Material | None) -> None:
@@ -73,3 +78,21 @@ def peer_identity(context: Any) -> Identity | None:
         return identity_from_uris(uris, names[0].decode())
     except CertError:
         return None
+
+
+def peer_fingerprint(context: Any) -> str | None:
+    """The SHA-256 fingerprint of the caller's certificate (None for plaintext peers)."""
+    pems = context.auth_context().get("x509_pem_cert", ())
+    if not pems:
+        return None
+    pem = pems[0]
+    fp = _fingerprints.get(pem)
+    if fp is None:
+        try:
+            fp = fingerprint(pem)
+        except CertError:
+            return None
+        if len(_fingerprints) >= _FINGERPRINTS_MAX:
+            _fingerprints.clear()
+        _fingerprints[pem] = fp
+    return fp
