@@ -88,7 +88,8 @@ def test_create_scope_list_revoke_over_rest(cluster: Cluster) -> None:
         with pytest.raises(ApiError) as e:
             api.credential_revoke("web1")
         assert (e.value.status, e.value.code) == (409, "credential_revoked")
-    assert as_token(c, issued.token, "GET", "/v1/volumes/a").status_code == 401
+    gone = as_token(c, issued.token, "GET", "/v1/volumes/a")
+    assert (gone.status_code, gone.json()["message"]) == (401, "credential web1 is revoked")
     # Every brick daemon enforces the list now, and keeps it private on disk.
     want = certs.revoked_digest({issued.fingerprint})
     for i in range(len(c.nodes)):

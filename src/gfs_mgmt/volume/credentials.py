@@ -176,15 +176,15 @@ class Credentials:
         return self.get(name)
 
     def volumes_of_token(self, token: str) -> frozenset[str] | None:
-        """The volumes a credential token may read, None for no (live) credential."""
+        """The volumes a credential token may read, None for no such credential; a
+        revoked or expired one is refused by name."""
         with self.db.session() as s:
-            row = s.scalar(
-                select(Credential).where(
-                    Credential.token_hash == token_hash(token), Credential.revoked.is_(None)
-                )
-            )
-            if row is None or row.not_after < now():
+            row = s.scalar(select(Credential).where(Credential.token_hash == token_hash(token)))
+            if row is None:
                 return None
+            if row.revoked is not None or row.not_after < now():
+                why = "revoked" if row.revoked is not None else "expired"
+                raise GfsError("unauthorized", f"credential_{why}", f"credential {row.name} is {why}")
             return frozenset(row.volumes)
 
     @staticmethod
