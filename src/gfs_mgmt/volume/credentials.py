@@ -184,7 +184,9 @@ class Credentials:
                 return None
             if row.revoked is not None or row.not_after < now():
                 why = "revoked" if row.revoked is not None else "expired"
-                raise GfsError("unauthorized", f"credential_{why}", f"credential {row.name} is {why}")
+                raise GfsError(
+                    "unauthorized", f"credential_{why}", f"credential {row.name} is {why}"
+                )
             return frozenset(row.volumes)
 
     @staticmethod
