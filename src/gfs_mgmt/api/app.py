@@ -43,8 +43,9 @@ def _validation_message(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
 
 
-#: What a volume credential's token may call (route templates under /v1) (a mount's needs: the layout, its options,
-#: and asking gfsd to settle a primary that seems gone), on its own volumes only.
+#: What a volume credential's token may call (route templates under /v1), on its own
+#: volumes only: what a mount needs (the layout, the volume's options, and asking gfsd
+#: to settle a primary that seems gone).
 CREDENTIAL_ROUTES = frozenset(
     {
         ("GET", "/volumes/{name}"),
