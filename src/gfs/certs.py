@@ -57,11 +57,14 @@ class Identity:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    # Created with its final mode: a key is never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # Created with its final mode (a key is never readable by others, not even briefly)
+    # and renamed into place: a daemon reloading its folder never reads half a file.
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    os.chmod(path, mode)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -202,10 +205,75 @@ def issue(
     target = out or ca_dir / name
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(target, 0o700)
+    # Other CAs the folder already trusts stay trusted (a CA rotation in progress).
+    trusted = [ca_cert] + [c for c in _bundle(target / CA_CERT) if c != ca_cert]
+    _write(target / CA_CERT, _pem(trusted), 0o644)
     _write(target / KEY, _key_pem(key), 0o600)
     _write(target / CERT, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(target / CA_CERT, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return target
+
+
+def _pem(certs: list[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def _bundle(path: Path) -> list[x509.Certificate]:
+    """The CA certificates in `path`; none when it does not exist."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise CertError(f"{path}: {e.strerror}") from e
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as e:
+        raise CertError(f"{path}: no readable PEM certificates: {e}") from e
+
+
+def _issuer(cert: x509.Certificate, cas: list[x509.Certificate]) -> x509.Certificate | None:
+    for ca in cas:
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return ca
+    return None
+
+
+def trust(directory: Path, extra: list[Path]) -> list[str]:
+    """Set the CAs an identity folder trusts: the CA that signed its certificate plus
+    the CA certificates in `extra` (files, or CA folders holding ca.crt); with no
+    `extra`, only its own CA, which ends a CA rotation. Returns the trusted CAs'
+    names. A running gfs-brickd picks the change up without a restart."""
+    try:
+        cert = x509.load_pem_x509_certificate((directory / CERT).read_bytes())
+    except OSError as e:
+        raise CertError(f"TLS folder {directory}: {e.filename}: {e.strerror}") from e
+    except ValueError as e:
+        raise CertError(f"TLS folder {directory}: unreadable {CERT}: {e}") from e
+    added: list[x509.Certificate] = []
+    for p in extra:
+        found = _bundle(p / CA_CERT if p.is_dir() else p)
+        if not found:
+            raise CertError(f"{p}: no CA certificate there")
+        for c in found:
+            try:
+                bc = c.extensions.get_extension_for_class(x509.BasicConstraints).value
+            except x509.ExtensionNotFound:
+                bc = None
+            if bc is None or not bc.ca:
+                raise CertError(f"{p}: {_common_name(c)!r} is not a CA certificate")
+            added.append(c)
+    own = _issuer(cert, _bundle(directory / CA_CERT) + added)
+    if own is None:
+        raise CertError(
+            f"TLS folder {directory}: the CA that signed {CERT} is neither in {CA_CERT} "
+            "nor given; give its ca.crt too"
+        )
+    trusted = [own] + [c for i, c in enumerate(added) if c != own and c not in added[:i]]
+    _write(directory / CA_CERT, _pem(trusted), 0o644)
+    return [_common_name(c) for c in trusted]
 
 
 def fingerprint(pem: bytes) -> str:
@@ -271,17 +339,16 @@ def load(directory: Path) -> Material:
     except OSError as e:
         raise CertError(f"TLS folder {directory}: {e.filename}: {e.strerror}") from e
     try:
-        ca_cert = x509.load_pem_x509_certificate(ca)
+        cas = x509.load_pem_x509_certificates(ca)
         cert = x509.load_pem_x509_certificate(cert_pem)
         key = serialization.load_pem_private_key(key_pem, None)
     except ValueError as e:
         raise CertError(f"TLS folder {directory}: unreadable certificate or key: {e}") from e
     if os.stat(directory / KEY).st_mode & 0o077:
         raise CertError(f"TLS folder {directory}: {KEY} is readable by others (chmod 600 it)")
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, InvalidSignature) as e:
-        raise CertError(f"TLS folder {directory}: {CERT} is not signed by {CA_CERT}") from e
+    # ca.crt may hold several CAs while the cluster moves to a new one.
+    if _issuer(cert, cas) is None:
+        raise CertError(f"TLS folder {directory}: {CERT} is not signed by {CA_CERT}")
     pub = cert.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

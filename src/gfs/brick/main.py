@@ -293,11 +293,12 @@ def serve(cfg: Config) -> None:
     brick_pb2_grpc.add_BrickServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     admin_pb2_grpc.add_AdminServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
     try:
-        port = (
-            server.add_secure_port(cfg.listen, tls.server_credentials(cfg.tls))
-            if cfg.tls is not None
-            else server.add_insecure_port(cfg.listen)
-        )
+        if cfg.tls is not None and cfg.tls_dir is not None:
+            # Reloaded when the folder changes: certificates rotate without a restart.
+            creds = tls.Reloader(cfg.tls_dir, cfg.tls, "node").credentials()
+            port = server.add_secure_port(cfg.listen, creds)
+        else:
+            port = server.add_insecure_port(cfg.listen)
     except RuntimeError as e:
         raise ConfigError(f"cannot listen on {cfg.listen}: {e}") from e
     if port == 0:

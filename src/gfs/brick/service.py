@@ -19,7 +19,7 @@ from gfs.brick.sessions import Sessions
 from gfs.brick.store import ROOT_GFID, Attr, Brick, check_name
 from gfs.proto import brick_pb2 as pb
 from gfs.rpc.channel import MAX_CHUNK
-from gfs.rpc.tls import peer_identity
+from gfs.rpc.tls import host_key, node_hosts, peer_identity
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,13 @@ def heal_rpc(
                     return reply(err=errno.ESTALE)
                 if not rep.sender_ok(fn.__name__, req.epoch, req.sender):
                     return reply(err=errno.EACCES)
+                if not self.certified(rep, ctx, fn.__name__, req.sender):
+                    return reply(err=errno.EACCES)
                 b: Brick | None = rep.brick
             else:
+                rep = self.replicas.get(req.brick)
+                if rep is not None and not self.certified(rep, ctx, fn.__name__, None):
+                    return reply(err=errno.EACCES)
                 b = self.bricks.get(req.brick)
             if b is None:
                 return reply(err=self.missing(req.brick))
@@ -236,6 +241,31 @@ class BrickService:
                 "refused client address brick=%s address=%s (auth.allow/auth.reject)", brick, host
             )
         return True
+
+    def certified(self, rep: Replica, ctx: Any, op: str, sender: str | None) -> bool:
+        """Whether a brick daemon calling a replication RPC holds a certificate for the
+        host of the member it claims to be (`sender`; None: any member of the set), so
+        a node certificate of another set or cluster node cannot forward or heal here.
+        Callers that are not nodes (admin; plaintext under --insecure) pass."""
+        hosts = node_hosts(ctx) if ctx is not None else None
+        if hosts is None:
+            return True
+        cfg = rep.cfg
+        members = [cfg.members[sender]] if sender in cfg.members else []
+        if sender is None:
+            members = list(cfg.members.values())
+        for address, _ in members:
+            if host_key(addrs.address_host(address)) in hosts:
+                return True
+        log.warning(
+            "refused op=%s brick=%s sender=%s peer=%s reason=certificate does not name "
+            "the member's host",
+            op,
+            rep.name,
+            (sender or "-")[:128],
+            ctx.peer(),
+        )
+        return False
 
     def local(self, method: str, req: Any) -> Any:
         """Apply `req` on this brick, bypassing the replication rules."""
@@ -464,6 +494,8 @@ class BrickService:
         rep = self.replicas.get(req.brick)
         if rep is None:
             return pb.ForwardReply(err=self.missing(req.brick))
+        if not self.certified(rep, ctx, "Forward", req.sender):
+            return pb.ForwardReply(err=errno.EACCES, epoch=rep.cfg.epoch)
         try:
             return rep.on_forward(req, self.local)
         except Exception:
@@ -475,7 +507,8 @@ class BrickService:
         for ask in req.asks:
             rep = self.replicas.get(ask.brick)
             if rep is not None:
-                errs.append(rep.grant(ask))
+                ok = self.certified(rep, ctx, "Heartbeat", ask.primary)
+                errs.append(rep.grant(ask) if ok else errno.EACCES)
             elif ask.brick in self.bricks:  # served, not configured yet: a refusal, alive
                 errs.append(errno.EAGAIN)
             else:  # not served: the primary counts this member as failed

@@ -60,3 +60,23 @@ def issue(
     except OSError as e:
         raise CliError(f"{e.filename or directory}: {e.strerror}") from None
     typer.echo(f"{role} certificate {name}: {path}")
+
+
+@app.command("trust")
+def trust_cmd(
+    folder: Annotated[Path, typer.Argument(help="identity folder (ca.crt, tls.crt, tls.key)")],
+    ca: Annotated[
+        list[Path] | None,
+        typer.Argument(help="CA certificates (or CA folders) to trust beside the folder's own"),
+    ] = None,
+) -> None:
+    """Set the CAs an identity folder trusts: the CA that signed its certificate plus
+    the given ones; with none, only its own (the last step of a CA rotation). A running
+    gfs-brickd takes the change at its next connection, without a restart."""
+    try:
+        names = certs.trust(folder, ca or [])
+    except certs.CertError as e:
+        raise usage(str(e)) from None
+    except OSError as e:
+        raise CliError(f"{e.filename or folder}: {e.strerror}") from None
+    typer.echo(f"{folder} trusts: {', '.join(names)}")

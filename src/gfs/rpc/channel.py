@@ -59,15 +59,18 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-_shared: dict[str, grpc.Channel] = {}
+_shared: dict[str, tuple[int, grpc.Channel]] = {}
 _shared_lock = threading.Lock()
 
 
 def shared_channel(address: str) -> grpc.Channel:
     """One long-lived channel per address for daemons that call many peers: a channel
-    per call costs a TCP and HTTP/2 handshake each time."""
+    per call costs a TCP and HTTP/2 handshake each time. A new identity (a reloaded
+    certificate) gets new channels; the old ones are left to finish their calls and
+    are closed when the last reference goes."""
+    gen = tls.generation()
     with _shared_lock:
-        ch = _shared.get(address)
-        if ch is None:
-            ch = _shared[address] = channel(address)
-        return ch
+        got = _shared.get(address)
+        if got is None or got[0] != gen:
+            got = _shared[address] = (gen, channel(address))
+        return got[1]
