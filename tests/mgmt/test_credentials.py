@@ -140,7 +140,7 @@ def test_gfsd_without_a_ca_says_so(tmp_path: Path) -> None:
             json={"name": "x", "volumes": ["a"]},
             headers={"Authorization": f"Bearer {g.token}"},
         )
-        assert (r.status_code, r.json()["code"]) == (503, "no_ca")
+        assert (r.status_code, r.json()["code"]) == (409, "no_ca")
         assert "--ca-dir" in r.json()["message"]
     finally:
         g.stop()

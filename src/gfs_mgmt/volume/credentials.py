@@ -104,8 +104,9 @@ class Credentials:
 
     def create(self, body: m.CredentialCreate) -> m.CredentialIssued:
         if self.ca_dir is None:
+            # A 409, not a 5xx: gfsd works, its configuration cannot do this.
             raise GfsError(
-                "unavailable",
+                "busy",
                 "no_ca",
                 "gfsd has no cluster CA to sign with (start it with --ca-dir DIR)",
             )
@@ -125,7 +126,7 @@ class Credentials:
                     self.ca_dir, "client", body.name, volumes, hosts=[], out=Path(tmp) / "id"
                 )
             except (certs.CertError, OSError) as e:
-                raise GfsError("unavailable", "ca_error", f"cannot sign: {e}") from e
+                raise GfsError("busy", "ca_error", f"cannot sign: {e}") from e
             ca = (folder / certs.CA_CERT).read_text()
             cert = (folder / certs.CERT).read_text()
             key = (folder / certs.KEY).read_text()
