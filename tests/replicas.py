@@ -75,9 +75,10 @@ def all_in_sync(c: Cluster) -> bool:
     return all(b.in_sync for b in layout(c).bricks)
 
 
-def tree(brick: Path) -> dict[str, Any]:
-    """What must be equal on every replica, read straight off the brick."""
-    out: dict[str, Any] = {}
+def tree(brick: Path, times: bool = False) -> dict[str, Any]:
+    """What must be equal on every replica, read straight off the brick; `times`: the
+    mtime (ns) too (the primary's on every replica; ctime and atime stay per-brick)."""
+    out: dict[str, Any] = {".": {"mtime_ns": brick.lstat().st_mtime_ns}} if times else {}
     for dirpath, dirnames, filenames in os.walk(brick):
         rel_dir = os.path.relpath(dirpath, brick)
         if rel_dir == ".":
@@ -88,7 +89,7 @@ def tree(brick: Path) -> dict[str, Any]:
             xattrs = {
                 x: os.getxattr(p, x, follow_symlinks=False)
                 for x in os.listxattr(p, follow_symlinks=False)
-                if x.startswith(("user.", "trusted.gfs.gfid"))
+                if x.startswith(("user.", "trusted.gfs.gfid", "system.posix_acl_"))
             }
             entry: dict[str, Any] = {
                 "mode": st.st_mode,
@@ -96,6 +97,8 @@ def tree(brick: Path) -> dict[str, Any]:
                 "gid": st.st_gid,
                 "xattrs": xattrs,
             }
+            if times:
+                entry["mtime_ns"] = st.st_mtime_ns
             if stat.S_ISREG(st.st_mode):
                 entry["sha"] = hashlib.sha256(p.read_bytes()).hexdigest()
                 entry["nlink"] = st.st_nlink
@@ -105,8 +108,8 @@ def tree(brick: Path) -> dict[str, Any]:
     return out
 
 
-def assert_identical(c: Cluster) -> None:
-    trees = [tree(Path(b.path)) for b in layout(c).bricks]
+def assert_identical(c: Cluster, times: bool = False) -> None:
+    trees = [tree(Path(b.path), times) for b in layout(c).bricks]
     assert trees[0], "the primary's brick is empty"
     for t in trees[1:]:
         assert t == trees[0]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # pyfuse3 built from its sdist with our patches (lock, flock, fallocate, lseek and
-# copy_file_range handlers; UTIME_NOW told apart; docs/architecture.md, "pyfuse3").
+# copy_file_range handlers; UTIME_NOW told apart; FUSE_DONT_MASK with ACLs;
+# docs/architecture.md, "pyfuse3").
 # The sdist is pinned by hash; the build's version carries a local label with the hash of
 # the patches (3.5.0+gfs.<hash>), so a plain pyfuse3 or a build of other patches is
 # told apart by its version alone.

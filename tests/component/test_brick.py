@@ -203,6 +203,22 @@ def test_make_node_retry_is_idempotent(c: Client) -> None:
     assert other.err == errno.EEXIST
 
 
+def test_make_node_umask_or_default_acl(c: Client, brickd: BrickDaemon) -> None:
+    """The umask is applied unless the parent has a default ACL, which is inherited."""
+    root = brickd.bricks["b0"]
+    assert c.make(ROOT, b"f", mode=0o100666, umask=0o027).attr.mode == 0o100640
+    assert c.make(ROOT, b"d", DIR, mode=0o40777, umask=0o027).attr.mode == 0o40750
+    acl = c.make(ROOT, b"acl", DIR, mode=0o40755).attr.gfid
+    subprocess.run(["setfacl", "-d", "-m", "u:nobody:rw", root / "acl"], check=True, timeout=30)
+    f = c.make(acl, b"f", mode=0o100666, umask=0o077).attr
+    assert f.mode == 0o100664  # group class = the inherited mask (rw-), no umask
+    sub = c.make(acl, b"sub", DIR, mode=0o40777, umask=0o077).attr
+    assert sub.mode == 0o40775
+    for p in (root / "acl" / "f", root / "acl" / "sub"):
+        assert "system.posix_acl_access" in os.listxattr(p)
+    assert "system.posix_acl_default" in os.listxattr(root / "acl" / "sub")
+
+
 def test_unlink_while_open_then_release(c: Client, brickd: BrickDaemon) -> None:
     r = c.make(ROOT, b"tmp", FILE, open=True, flags=os.O_RDWR)
     c.Write(fh=r.fh, offset=0, data=b"still here")

@@ -16,6 +16,7 @@ import pytest
 
 from gfs.api import models as m
 from tests.cluster import local_cluster
+from tests.fuse.test_posix_perms import as_nobody
 from tests.procs import Mount, wait_for
 
 ATTR_TIMEOUT = 2.0
@@ -100,6 +101,23 @@ def test_other_mount_sees_changes_within_attr_timeout(mounts: tuple[Path, Path])
     assert sorted(os.listxattr(b / "d" / "f")) == ["system.posix_acl_access", "user.k"]
     os.removexattr(a / "d" / "f", "user.k")
     wait_for(lambda: xattr(b / "d" / "f", "user.k") is None, 10 * ATTR_TIMEOUT, "removal on b")
+
+
+def test_acl_enforcement_follows_setfacl(mounts: tuple[Path, Path]) -> None:
+    """The kernel's cached ACL: renewed at once on the mount that changed it, within
+    the attribute timeout on another."""
+    a, b = mounts
+    (a / "f").write_bytes(b"data")
+    os.chmod(a / "f", 0o644)
+    wait_for(lambda: (b / "f").exists(), 10 * ATTR_TIMEOUT, "f on the second mount")
+    read = 'result = err(os.open, "f", os.O_RDONLY)'
+    assert as_nobody(a, read) == 0 and as_nobody(b, read) == 0  # both kernels cache it
+    subprocess.run(["setfacl", "-m", "u:nobody:---", str(a / "f")], check=True, timeout=30)
+    assert as_nobody(a, read) == "EACCES"
+    wait_for(lambda: as_nobody(b, read) == "EACCES", 10 * ATTR_TIMEOUT, "the denial on b")
+    subprocess.run(["setfacl", "-b", str(b / "f")], check=True, timeout=30)
+    assert as_nobody(b, read) == 0
+    wait_for(lambda: as_nobody(a, read) == 0, 10 * ATTR_TIMEOUT, "the grant on a")
 
 
 def test_lookups_from_a_listing_stay_coherent(mounts: tuple[Path, Path]) -> None:

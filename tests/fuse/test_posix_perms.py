@@ -208,3 +208,108 @@ result = 0
     assert (st_f.st_uid, st_f.st_gid) == (NOBODY, 100)
     assert (st_sub.st_uid, st_sub.st_gid) == (NOBODY, 100)
     assert st_sub.st_mode & stat.S_ISGID
+
+
+# -- POSIX ACLs: enforced by the kernel, default ACLs inherited on create ---------------------
+
+
+def setfacl(*args: str | Path) -> None:
+    subprocess.run(["setfacl", *map(str, args)], check=True, timeout=30)
+
+
+def getfacl(p: Path) -> str:
+    """The ACL as `getfacl -c` prints it (no header line naming the file)."""
+    return subprocess.run(
+        ["getfacl", "-cp", str(p)], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+
+
+def test_acl_named_user_denied(fsroot: Path) -> None:
+    p = fsroot / "f"
+    p.write_bytes(b"data")
+    os.chmod(p, 0o644)
+    assert as_nobody(fsroot, 'result = open("f", "rb").read().decode()') == "data"
+    setfacl("-m", "u:nobody:---", p)
+    result = as_nobody(fsroot, 'result = [err(os.open, "f", os.O_RDONLY), err(os.stat, "f")]')
+    assert result == ["EACCES", 0]
+    # The group class bits are the ACL's mask now (r-- from the old group bits).
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o644
+    assert getfacl(p) == "user::rw-\nuser:nobody:---\ngroup::r--\nmask::r--\nother::r--\n\n"
+    setfacl("-x", "u:nobody", p)
+    assert as_nobody(fsroot, 'result = open("f", "rb").read().decode()') == "data"
+
+
+def test_acl_named_user_granted(fsroot: Path) -> None:
+    p = fsroot / "f"
+    p.write_bytes(b"secret")
+    os.chmod(p, 0o600)
+    assert as_nobody(fsroot, 'result = err(os.open, "f", os.O_RDONLY)') == "EACCES"
+    setfacl("-m", "u:nobody:r", p)
+    result = as_nobody(
+        fsroot, 'result = [open("f", "rb").read().decode(), err(os.open, "f", os.O_WRONLY)]'
+    )
+    assert result == ["secret", "EACCES"]
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o640  # the mask shows as group bits
+
+
+def test_default_acl_inherited_and_umask(fsroot: Path) -> None:
+    d, plain = fsroot / "d", fsroot / "plain"
+    d.mkdir(mode=0o755)
+    plain.mkdir()
+    os.chmod(plain, 0o777)
+    setfacl("-m", "u:nobody:rwx", d)
+    setfacl("-d", "-m", "u:nobody:rwx", d)
+    result = as_nobody(
+        fsroot,
+        """
+for top in ("d", "plain"):
+    touch(top + "/f", 0o666)
+    os.mkdir(top + "/sub", 0o777)
+    os.mkfifo(top + "/p", 0o666)
+    touch(top + "/sub/g", 0o666)
+result = {p: oct(stat.S_IMODE(os.stat(p).st_mode))
+          for p in ("d/f", "d/sub", "d/p", "d/sub/g", "plain/f", "plain/sub", "plain/p")}
+""",
+        umask=0o077,
+    )
+    # With a default ACL the umask is not applied: the ACL masked by the requested mode.
+    assert result == {
+        "d/f": "0o664",
+        "d/sub": "0o775",
+        "d/p": "0o664",
+        "d/sub/g": "0o664",
+        "plain/f": "0o600",
+        "plain/sub": "0o700",
+        "plain/p": "0o600",
+    }
+    file_acl = (
+        "user::rw-\nuser:nobody:rwx\t#effective:rw-\ngroup::r-x\t#effective:r--\n"
+        "mask::rw-\nother::r--\n\n"
+    )
+    assert getfacl(d / "f") == file_acl
+    assert getfacl(d / "sub" / "g") == file_acl
+    access = "user::rwx\nuser:nobody:rwx\ngroup::r-x\nmask::rwx\nother::r-x\n"
+    default = "".join("default:" + line + "\n" for line in access.splitlines())
+    assert getfacl(d / "sub") == access + default + "\n"
+    assert getfacl(plain / "f") == "user::rw-\ngroup::---\nother::---\n\n"
+    assert "system.posix_acl_default" not in os.listxattr(d / "f")
+
+
+def test_chmod_updates_acl_mask(fsroot: Path) -> None:
+    os.mkdir(fsroot / "pub")
+    os.chmod(fsroot / "pub", 0o755)
+    p = fsroot / "pub" / "f"
+    p.write_bytes(b"x")
+    os.chmod(p, 0o644)
+    setfacl("-m", "u:nobody:rw", p)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o664
+    assert as_nobody(fsroot, 'result = os.write(os.open("pub/f", os.O_WRONLY), b"y")') == 1
+    os.chmod(p, 0o640)
+    assert "mask::r--" in getfacl(p).splitlines()
+    assert "user:nobody:rw-\t#effective:r--" in getfacl(p).splitlines()
+    result = as_nobody(
+        fsroot, 'result = [err(os.open, "pub/f", os.O_WRONLY), open("pub/f", "rb").read().decode()]'
+    )
+    assert result == ["EACCES", "y"]
+    setfacl("-m", "m::rw", p)  # and the mask back into the mode
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o660

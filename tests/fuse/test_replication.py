@@ -7,6 +7,9 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import stat
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +23,15 @@ from gfs.proto import brick_pb2_grpc
 from gfs.rpc.channel import insecure_channel
 from tests.cluster import Cluster
 from tests.procs import wait_for
-from tests.replicas import all_in_sync, assert_identical, demo_cluster, layout, mount, node_of
+from tests.replicas import (
+    all_in_sync,
+    assert_identical,
+    demo_cluster,
+    layout,
+    mount,
+    node_of,
+    tree,
+)
 
 HEAL_DEADLINE = 90
 
@@ -54,6 +65,8 @@ def test_secondary_killed_writes_go_on_then_heal(demo: Cluster, tmp_path: Path) 
         os.link(root / "d" / "renamed", root / "e" / "hard")
         os.truncate(root / "d" / "before", 1234)
         os.chmod(root / "e", 0o701)
+        subprocess.run(["setfacl", "-m", "u:nobody:r", root / "d" / "before"], check=True)
+        subprocess.run(["setfacl", "-d", "-m", "u:nobody:rx", root / "e"], check=True)
         after = layout(c)
         assert after.epoch > rs.epoch
         assert [b.name for b in after.bricks if not b.in_sync] == [secondary.name]
@@ -65,6 +78,35 @@ def test_secondary_killed_writes_go_on_then_heal(demo: Cluster, tmp_path: Path) 
         with c.client() as api:
             info = api.heal_info("demo")
         assert info.sets[0].in_sync == 3 and info.sets[0].epoch == layout(c).epoch
+    finally:
+        mnt.stop()
+
+
+def test_acls_identical_on_every_brick(demo: Cluster, tmp_path: Path) -> None:
+    """Default-ACL inheritance and the umask are applied by each member alike."""
+    c = demo
+    mnt = mount(c, tmp_path).start()
+    try:
+        root = mnt.mountpoint
+        (root / "d").mkdir()
+        subprocess.run(["setfacl", "-m", "u:nobody:rwx", root / "d"], check=True, timeout=30)
+        subprocess.run(["setfacl", "-d", "-m", "u:nobody:rx", root / "d"], check=True, timeout=30)
+        code = (
+            "import os; os.umask(0o077); "
+            "os.close(os.open('d/f', os.O_CREAT | os.O_WRONLY, 0o666)); "
+            "os.mkdir('d/sub', 0o777); os.mkdir('plain', 0o777)"
+        )
+        subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=30)
+        (root / "g").write_bytes(b"")
+        subprocess.run(["setfacl", "-m", "u:nobody:rw", root / "g"], check=True, timeout=30)
+        os.chmod(root / "g", 0o640)  # rewrites the mask on every brick
+        assert_identical(c)
+        t = tree(Path(layout(c).bricks[0].path))
+        assert set(t["d/f"]["xattrs"]) >= {"system.posix_acl_access"}
+        assert set(t["d/sub"]["xattrs"]) >= {"system.posix_acl_access", "system.posix_acl_default"}
+        assert stat.S_IMODE(t["d/f"]["mode"]) == 0o644  # the umask was not applied
+        assert stat.S_IMODE(t["./plain"]["mode"]) == 0o700  # no default ACL: it was
+        assert stat.S_IMODE(t["./g"]["mode"]) == 0o640
     finally:
         mnt.stop()
 

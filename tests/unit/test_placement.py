@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gfs_mgmt.volume.placement import Candidate, PlacementError, place
@@ -45,6 +45,8 @@ def test_size_is_respected() -> None:
         place([cand("a", "", "/r", GiB)], 1, 2 * GiB)
 
 
+# No per-example deadline: a loaded CI machine is slow, not wrong.
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(
         st.tuples(

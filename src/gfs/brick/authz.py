@@ -23,6 +23,7 @@ import grpc
 from gfs.brick.admin import OWNER_FILE, Revocations
 from gfs.brick.service import BrickService
 from gfs.brick.store import META
+from gfs.rpc import ops
 from gfs.rpc.tls import Identity, peer_fingerprint, peer_identity
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 BRICK_SERVICE = "/gfs.brick.v1.Brick/"
 ADMIN_SERVICE = "/gfs.admin.v1.Admin/"
 #: replication between the bricks of a set: never from a client
-NODE_ONLY = frozenset({"Forward", "Heartbeat", "HealEntries", "HealPut", "HealRemove", "HealSums"})
+NODE_ONLY = ops.names(ops.REPLICATION)
 
 
 def allowed(

@@ -36,7 +36,7 @@ from gfs.brick.store import Brick
 from gfs.brick.sys import RENAME_EXCHANGE
 from gfs.proto import brick_pb2 as pb
 from gfs.proto import brick_pb2_grpc
-from gfs.rpc import pool
+from gfs.rpc import ops, pool
 from gfs.rpc.channel import shared_channel
 
 log = logging.getLogger(__name__)
@@ -50,41 +50,15 @@ NOT_SERVED = (errno.ENODEV, errno.ESHUTDOWN)
 #: proof of life either (it cannot grant until gfsd configures it).
 NOT_CONFIGURED = errno.EAGAIN
 
-READS = {
-    "Lookup",
-    "GetAttr",
-    "ReadLink",
-    "Read",
-    "ReadDir",
-    "GetXattr",
-    "ListXattr",
-    "Lock",
-    "Seek",
-}
+READS = ops.names(ops.READ)
 #: Operations on a handle: ordered under the handle's GFID. Members hold no handles: a
 #: forwarded one opens the object by GFID for that one operation.
-HANDLE_OPS = {"Write", "Fallocate", "CopyRange", "Fsync", "Release", "Flush"}
+HANDLE_OPS = ops.names(ops.HANDLE)
 #: Forwarded handle operations that need a descriptor on the member.
-FD_OPS = {"Write", "Fallocate", "CopyRange", "Fsync"}
+FD_OPS = frozenset(op.name for op in ops.OPS.values() if op.fd)
 #: Open flags of the primary's handle a member applies to its own descriptor.
 SYNC_FLAGS = os.O_SYNC | os.O_DSYNC
-REQUESTS: dict[str, type[Any]] = {
-    "SetAttr": pb.SetAttrRequest,
-    "MakeNode": pb.MakeNodeRequest,
-    "Unlink": pb.NameRequest,
-    "Rmdir": pb.NameRequest,
-    "Rename": pb.RenameRequest,
-    "Link": pb.LinkRequest,
-    "Open": pb.OpenRequest,
-    "Write": pb.WriteRequest,
-    "Unpin": pb.GfidRequest,
-    "Fsync": pb.FsyncRequest,
-    "FsyncDir": pb.FsyncRequest,
-    "Fallocate": pb.FallocateRequest,
-    "CopyRange": pb.CopyRangeRequest,
-    "SetXattr": pb.XattrRequest,
-    "RemoveXattr": pb.XattrRequest,
-}
+REQUESTS = ops.FORWARDED
 DEDUP_SIZE = 1 << 16
 #: Fault injection for the fault tests only: "METHOD[:NAME]" makes the primary kill
 #: itself (SIGKILL) after applying such a mutation and before forwarding it, a moment
@@ -125,11 +99,9 @@ class Config:
 
 
 def is_mutation(method: str, req: Any) -> bool:
-    """Whether the primary forwards `method`: an open only when it truncates (members
-    hold no handles), a Release never (see Replica.release)."""
-    if method == "Open":
-        return bool(req.flags & os.O_TRUNC)
-    return method in REQUESTS and method != "Unpin"
+    """Whether the primary forwards `method` (gfs.rpc.ops: an open only when it
+    truncates, a Release never — see Replica.release)."""
+    return ops.forwards(method, req)
 
 
 def _clock_offset() -> int:
@@ -539,6 +511,7 @@ class Replica:
             if CRASH_BEFORE_FORWARD:
                 _maybe_crash(method, req)
             fwd = self._payload(method, req, rep, hgfid)
+            fwd.times.extend(self._stamps(method, req, rep, hgfid))
             if pin:
                 fwd.pin = pin
                 self.pinned.add(pin)
@@ -583,12 +556,9 @@ class Replica:
         return rep
 
     def _keys(self, method: str, req: Any) -> tuple[list[bytes], bytes]:
-        if method in ("MakeNode", "Unlink", "Rmdir"):
-            return [req.parent], b""
-        if method == "Rename":
-            return [req.old_parent, req.new_parent], b""
-        if method == "Link":
-            return [req.gfid, req.new_parent], b""
+        op = ops.OPS[method]
+        if op.kind == ops.MUTATION and op.keys != ("gfid",):
+            return [getattr(req, k) for k in op.keys], b""
         if method in HANDLE_OPS:
             try:
                 g = self.brick.handle(req.fh).gfid
@@ -600,6 +570,38 @@ class Replica:
                 return [g, req.gfid_in], g
             return [g], g
         return [req.gfid], req.gfid
+
+    def _stamps(self, method: str, req: Any, rep: Any, hgfid: bytes) -> list[pb.TimeStamp]:
+        """The times the mutation just applied here gave its objects (one stat each),
+        for the members to set after applying it: every replica then holds the
+        primary's mtime, whatever each member's clock said (docs/replication.md,
+        "Times"). ctime cannot be set; a rename or link changes only the object's ctime,
+        an xattr change only ctime."""
+        touched: list[tuple[bytes, bool]] = []  # (gfid, atime too)
+        if method in ("Write", "Fallocate", "CopyRange", "Open"):
+            touched = [(hgfid, False)]
+        elif method == "SetAttr" and req.set_size:  # explicit times travel in the request
+            touched = [(req.gfid, False)]
+        elif method == "MakeNode":
+            touched = [(req.parent, False), (rep.attr.gfid, True)]
+        elif method in ("Unlink", "Rmdir"):
+            touched = [(req.parent, False)]
+        elif method == "Rename":
+            touched = [(req.old_parent, False), (req.new_parent, False)]
+        elif method == "Link":
+            touched = [(req.new_parent, False)]
+        out: list[pb.TimeStamp] = []
+        for g, with_atime in dict(touched).items():  # one parent for a rename within it
+            try:
+                st = self.brick.getattr(g).st
+            except (OSError, ValueError) as e:
+                log.warning("no times to forward brick=%s op=%s err=%s", self.name, method, e)
+                continue
+            t = pb.TimeStamp(gfid=g, mtime_ns=st.st_mtime_ns)
+            if with_atime:
+                t.set_atime, t.atime_ns = True, st.st_atime_ns
+            out.append(t)
+        return out
 
     def _payload(self, method: str, req: Any, rep: Any, hgfid: bytes) -> pb.ForwardRequest:
         fh, gfid, flags = 0, hgfid, 0
@@ -818,10 +820,21 @@ class Replica:
         if new_fh and f.method in ("Open", "MakeNode"):
             with contextlib.suppress(OSError):
                 self.brick.release(new_fh)  # a create or truncate: nothing stays open here
+        if not rep.err:
+            self._set_times(f)
         data = rep.SerializeToString()
         if f.req and not rep.err:
             self.dedup.put(f.req, data)
         return pb.ForwardReply(reply=data)
+
+    def _set_times(self, f: pb.ForwardRequest) -> None:
+        """As a member, after applying `f`: the primary's times instead of our clock's."""
+        for t in f.times:
+            try:
+                self.brick.set_times(t.gfid, t.atime_ns if t.set_atime else None, t.mtime_ns)
+            except (OSError, ValueError) as e:
+                # Only when a later mutation raced it away; heal copies times anyway.
+                log.warning("times not set brick=%s op=%s err=%s", self.name, f.method, e)
 
 
 def _log_unpin(brick: str, member: str, fut: Any) -> None:

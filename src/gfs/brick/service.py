@@ -18,6 +18,7 @@ from gfs.brick.replica import NOT_PRIMARY, Replica, resolve_now
 from gfs.brick.sessions import Sessions
 from gfs.brick.store import ROOT_GFID, Attr, Brick, check_name
 from gfs.proto import brick_pb2 as pb
+from gfs.rpc import ops
 from gfs.rpc.channel import MAX_CHUNK
 from gfs.rpc.tls import host_key, node_hosts, peer_identity
 
@@ -29,6 +30,8 @@ KINDS = {
     pb.NODE_KIND_SYMLINK: "symlink",
     pb.NODE_KIND_SPECIAL: "special",
 }
+
+PROBES = ops.names(ops.PROBE)
 
 Impl = Callable[[Any, Brick, Any, Any], Any]
 Handler = Callable[[Any, Any, grpc.ServicerContext], Any]
@@ -74,51 +77,50 @@ def attr_pb(a: Attr) -> pb.Attr:
     )
 
 
-def rpc(reply: type[Any]) -> Callable[[Impl], Handler]:
-    """Run a handler against its brick; any OSError becomes `reply(err=errno)`. On a
-    replicated brick the request passes the replication rules first (gfs.brick.replica);
-    `handler.local` applies it here without them (forwards, heal)."""
+def rpc(fn: Impl) -> Handler:
+    """Run a handler against its brick; any OSError becomes `reply(err=errno)`, the
+    reply type the operation's entry in gfs.rpc.ops names. On a replicated brick the
+    request passes the replication rules first (gfs.brick.replica); `handler.local`
+    applies it here without them (forwards, heal)."""
+    reply = ops.OPS[fn.__name__].reply
 
-    def wrap(fn: Impl) -> Handler:
-        def local(self: BrickService, req: Any, ctx: Any) -> Any:
-            brick = self.bricks.get(req.brick)
-            if brick is None:
-                return reply(err=self.missing(req.brick))
-            try:
-                check_request(req)
-                with brick.in_use():
-                    return fn(self, brick, req, ctx)
-            except OSError as e:
-                code = e.errno or errno.EIO
-                if code not in (errno.ENOENT, errno.EEXIST, errno.ENODATA, errno.EAGAIN):
-                    log.debug("op=%s brick=%s errno=%s", fn.__name__, req.brick, code)
-                return reply(err=code)
-            except Exception:
-                log.exception("op=%s brick=%s failed", fn.__name__, req.brick)
-                return reply(err=errno.EIO)
+    def local(self: BrickService, req: Any, ctx: Any) -> Any:
+        brick = self.bricks.get(req.brick)
+        if brick is None:
+            return reply(err=self.missing(req.brick))
+        try:
+            check_request(req)
+            with brick.in_use():
+                return fn(self, brick, req, ctx)
+        except OSError as e:
+            code = e.errno or errno.EIO
+            if code not in (errno.ENOENT, errno.EEXIST, errno.ENODATA, errno.EAGAIN):
+                log.debug("op=%s brick=%s errno=%s", fn.__name__, req.brick, code)
+            return reply(err=code)
+        except Exception:
+            log.exception("op=%s brick=%s failed", fn.__name__, req.brick)
+            return reply(err=errno.EIO)
 
-        @functools.wraps(fn)
-        def handler(self: BrickService, req: Any, ctx: grpc.ServicerContext) -> Any:
-            rep = self.replicas.get(req.brick)
-            # Statfs tells only capacity (gfsd's probe may come from any address).
-            if fn.__name__ != "Statfs" and self.refused(req.brick, ctx):
-                return reply(err=errno.EACCES)
-            # Ping and Statfs carry no file data: any member answers them (mounts, gfsd's
-            # capacity probes), whatever its role.
-            if fn.__name__ in ("Ping", "Statfs"):
-                return local(self, req, ctx)
-            if rep is None:
-                if req.brick in self.unconfigured:
-                    # Served again before gfsd configured it: a mount that still knows
-                    # it as primary must not write past the replication rules.
-                    return reply(err=NOT_PRIMARY)
-                return local(self, req, ctx)
-            return rep.client_call(fn.__name__, req, ctx, lambda r: local(self, r, ctx), reply)
+    @functools.wraps(fn)
+    def handler(self: BrickService, req: Any, ctx: grpc.ServicerContext) -> Any:
+        rep = self.replicas.get(req.brick)
+        # Statfs tells only capacity (gfsd's probe may come from any address).
+        if fn.__name__ != "Statfs" and self.refused(req.brick, ctx):
+            return reply(err=errno.EACCES)
+        # Ping and Statfs carry no file data: any member answers them (mounts, gfsd's
+        # capacity probes), whatever its role.
+        if fn.__name__ in PROBES:
+            return local(self, req, ctx)
+        if rep is None:
+            if req.brick in self.unconfigured:
+                # Served again before gfsd configured it: a mount that still knows
+                # it as primary must not write past the replication rules.
+                return reply(err=NOT_PRIMARY)
+            return local(self, req, ctx)
+        return rep.client_call(fn.__name__, req, ctx, lambda r: local(self, r, ctx), reply)
 
-        handler.local = local  # type: ignore[attr-defined]
-        return handler
-
-    return wrap
+    handler.local = local  # type: ignore[attr-defined]
+    return handler
 
 
 def heal_rpc(
@@ -271,21 +273,21 @@ class BrickService:
         """Apply `req` on this brick, bypassing the replication rules."""
         return getattr(type(self), method).local(self, req, None)
 
-    @rpc(pb.PingReply)
+    @rpc
     def Ping(self, b: Brick, req: pb.PingRequest, ctx: Any) -> pb.PingReply:
         return pb.PingReply(
             root=attr_pb(b.getattr(ROOT_GFID)), brick_id=b.brick_id, version=__version__
         )
 
-    @rpc(pb.EntryReply)
+    @rpc
     def Lookup(self, b: Brick, req: pb.LookupRequest, ctx: Any) -> pb.EntryReply:
         return pb.EntryReply(attr=attr_pb(b.lookup(req.parent, req.name)))
 
-    @rpc(pb.AttrReply)
+    @rpc
     def GetAttr(self, b: Brick, req: pb.GfidRequest, ctx: Any) -> pb.AttrReply:
         return pb.AttrReply(attr=attr_pb(b.getattr(req.gfid)))
 
-    @rpc(pb.AttrReply)
+    @rpc
     def SetAttr(self, b: Brick, req: pb.SetAttrRequest, ctx: Any) -> pb.AttrReply:
         caller = req.caller_uid if req.HasField("caller_uid") else None
         resolve_now(req)  # a single-brick volume: this brick's clock
@@ -302,7 +304,7 @@ class BrickService:
         )
         return pb.AttrReply(attr=attr_pb(a))
 
-    @rpc(pb.EntryReply)
+    @rpc
     def MakeNode(self, b: Brick, req: pb.MakeNodeRequest, ctx: Any) -> pb.EntryReply:
         kind = KINDS.get(req.kind)
         if kind is None:
@@ -322,87 +324,88 @@ class BrickService:
             # The new object's owner is the caller (the FUSE request's uid).
             allow_privileged=self.privileged_ok(req.brick, req.uid),
             new_gfid=True,
+            umask=req.umask,
         )
         return pb.EntryReply(attr=attr_pb(a), fh=fh)
 
-    @rpc(pb.Reply)
+    @rpc
     def Unlink(self, b: Brick, req: pb.NameRequest, ctx: Any) -> pb.Reply:
         b.unlink(req.parent, req.name)
         return pb.Reply()
 
-    @rpc(pb.Reply)
+    @rpc
     def Rmdir(self, b: Brick, req: pb.NameRequest, ctx: Any) -> pb.Reply:
         b.rmdir(req.parent, req.name)
         return pb.Reply()
 
-    @rpc(pb.Reply)
+    @rpc
     def Rename(self, b: Brick, req: pb.RenameRequest, ctx: Any) -> pb.Reply:
         b.rename(req.old_parent, req.old_name, req.new_parent, req.new_name, req.flags)
         return pb.Reply()
 
-    @rpc(pb.EntryReply)
+    @rpc
     def Link(self, b: Brick, req: pb.LinkRequest, ctx: Any) -> pb.EntryReply:
         return pb.EntryReply(attr=attr_pb(b.link(req.gfid, req.new_parent, req.new_name)))
 
-    @rpc(pb.ReadLinkReply)
+    @rpc
     def ReadLink(self, b: Brick, req: pb.GfidRequest, ctx: Any) -> pb.ReadLinkReply:
         return pb.ReadLinkReply(target=b.readlink(req.gfid))
 
-    @rpc(pb.OpenReply)
+    @rpc
     def Open(self, b: Brick, req: pb.OpenRequest, ctx: Any) -> pb.OpenReply:
         fh, a = b.open(req.gfid, req.flags)
         return pb.OpenReply(fh=fh, attr=attr_pb(a))
 
-    @rpc(pb.ReadReply)
+    @rpc
     def Read(self, b: Brick, req: pb.ReadRequest, ctx: Any) -> pb.ReadReply:
         if req.size > MAX_CHUNK:
             return pb.ReadReply(err=errno.EINVAL)
         return pb.ReadReply(data=b.read(req.fh, req.offset, req.size))
 
-    @rpc(pb.WriteReply)
+    @rpc
     def Write(self, b: Brick, req: pb.WriteRequest, ctx: Any) -> pb.WriteReply:
         if len(req.data) > MAX_CHUNK:
             return pb.WriteReply(err=errno.EINVAL)
         n, size = b.write(req.fh, req.offset, req.data)
         return pb.WriteReply(written=n, size=size)
 
-    @rpc(pb.Reply)
+    @rpc
     def Flush(self, b: Brick, req: pb.FhRequest, ctx: Any) -> pb.Reply:
         b.flush(req.fh)
         return pb.Reply()
 
-    @rpc(pb.Reply)
+    @rpc
     def Release(self, b: Brick, req: pb.FhRequest, ctx: Any) -> pb.Reply:
         b.release(req.fh)
         return pb.Reply()
 
-    @rpc(pb.Reply)
+    @rpc
     def Fsync(self, b: Brick, req: pb.FsyncRequest, ctx: Any) -> pb.Reply:
         b.fsync(req.fh, req.datasync)
         return pb.Reply()
 
-    @rpc(pb.Reply)
+    @rpc
     def FsyncDir(self, b: Brick, req: pb.FsyncRequest, ctx: Any) -> pb.Reply:
         b.fsyncdir(req.gfid, req.datasync)
         return pb.Reply()
 
-    @rpc(pb.Reply)
+    @rpc
     def Fallocate(self, b: Brick, req: pb.FallocateRequest, ctx: Any) -> pb.Reply:
         b.fallocate(req.fh, req.mode, req.offset, req.length)
         return pb.Reply()
 
-    @rpc(pb.CopyRangeReply)
+    @rpc
     def CopyRange(self, b: Brick, req: pb.CopyRangeRequest, ctx: Any) -> pb.CopyRangeReply:
         copied, size = b.copy_range(
             req.fh, req.fh_in, req.gfid_in, req.offset_in, req.offset_out, req.length
         )
         return pb.CopyRangeReply(copied=copied, size=size)
 
-    @rpc(pb.SeekReply)
+    @rpc
     def Seek(self, b: Brick, req: pb.SeekRequest, ctx: Any) -> pb.SeekReply:
         return pb.SeekReply(offset=b.seek(req.fh, req.offset, req.whence))
 
-    @rpc(pb.ReadDirReply)
+    @rpc
     def ReadDir(self, b: Brick, req: pb.ReadDirRequest, ctx: Any) -> pb.ReadDirReply:
         entries, eof = b.readdir_xattrs(req.gfid, req.offset, req.max_entries)
         return pb.ReadDirReply(
@@ -419,7 +422,7 @@ class BrickService:
             eof=eof,
         )
 
-    @rpc(pb.StatfsReply)
+    @rpc
     def Statfs(self, b: Brick, req: pb.StatfsRequest, ctx: Any) -> pb.StatfsReply:
         s = b.statfs()
         return pb.StatfsReply(
@@ -434,7 +437,7 @@ class BrickService:
             namemax=s.f_namemax,
         )
 
-    @rpc(pb.Reply)
+    @rpc
     def SetXattr(self, b: Brick, req: pb.XattrRequest, ctx: Any) -> pb.Reply:
         if req.name == CAPABILITY_XATTR and not self.privileged_ok(
             req.brick, req.caller_uid if req.HasField("caller_uid") else None
@@ -444,20 +447,20 @@ class BrickService:
         b.setxattr(req.gfid, req.name, req.value, req.flags)
         return pb.Reply()
 
-    @rpc(pb.XattrReply)
+    @rpc
     def GetXattr(self, b: Brick, req: pb.XattrRequest, ctx: Any) -> pb.XattrReply:
         return pb.XattrReply(value=b.getxattr(req.gfid, req.name))
 
-    @rpc(pb.ListXattrReply)
+    @rpc
     def ListXattr(self, b: Brick, req: pb.GfidRequest, ctx: Any) -> pb.ListXattrReply:
         return pb.ListXattrReply(names=b.listxattr(req.gfid))
 
-    @rpc(pb.Reply)
+    @rpc
     def RemoveXattr(self, b: Brick, req: pb.XattrRequest, ctx: Any) -> pb.Reply:
         b.removexattr(req.gfid, req.name)
         return pb.Reply()
 
-    @rpc(pb.LockReply)
+    @rpc
     def Lock(self, b: Brick, req: pb.LockRequest, ctx: grpc.ServicerContext) -> pb.LockReply:
         if req.type not in (pb.LOCK_TYPE_READ, pb.LOCK_TYPE_WRITE, pb.LOCK_TYPE_UNLOCK):
             return pb.LockReply(err=errno.EINVAL)
@@ -547,5 +550,6 @@ class BrickService:
 
 
 def umask_zero() -> None:
-    # Modes arrive with the caller's umask applied; the daemon's own must not apply again.
+    # A new object gets exactly the mode the client sent, or its parent's default ACL
+    # masked by that mode: the caller's umask (MakeNode's umask) is applied by make_node.
     os.umask(0)

@@ -94,6 +94,22 @@ def privileged_mode(perm: int, uid: int, gid: int) -> bool:
     return bool((perm & stat.S_ISUID and uid == 0) or (perm & stat.S_ISGID and gid == 0))
 
 
+def _has_default_acl(dir_fd: int) -> bool:
+    try:
+        os.getxattr(dir_fd, "system.posix_acl_default")
+    except OSError as e:
+        if e.errno in (errno.ENODATA, errno.EOPNOTSUPP):
+            return False
+        raise
+    return True
+
+
+def _setid(perm: int, st_mode: int) -> int:
+    """`perm`'s set-ID bits on the permissions the object got at creation (an inherited
+    default ACL may have masked them: a chmod to `perm` would rewrite the ACL mask)."""
+    return (st_mode & 0o1777) | (perm & (stat.S_ISUID | stat.S_ISGID))
+
+
 def cookie(name: bytes) -> int:
     """A stable 63-bit position for `name` in its directory (see "Readdir offsets")."""
     h = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "little") >> 1
@@ -632,6 +648,18 @@ class Brick:
             bsys.utimensat(self.index_fd, rel, atime_ns, mtime_ns)
         return self._attr(gfid, os.stat(rel, dir_fd=self.index_fd, follow_symlinks=False))
 
+    def set_times(self, gfid: bytes, atime_ns: int | None, mtime_ns: int | None) -> None:
+        """Set times decided elsewhere (the primary's, after a forwarded mutation) on the
+        object itself, never following a symlink; None leaves that time alone."""
+        check_gfid(gfid)
+        if gfid == ROOT_GFID:
+            bsys.futimens(self.root_fd, atime_ns, mtime_ns)
+        elif self._is_index_dir(self._index_stat(gfid)):
+            with self.dirfd(gfid) as fd:
+                bsys.futimens(fd, atime_ns, mtime_ns)
+        else:
+            bsys.utimensat(self.index_fd, index_rel(gfid), atime_ns, mtime_ns)
+
     def _setattr_fd(
         self,
         fd: int,
@@ -671,10 +699,13 @@ class Brick:
         *,
         allow_privileged: bool = True,
         new_gfid: bool = False,
+        umask: int = 0,
     ) -> tuple[Attr, int]:
         """`allow_privileged`: may make device nodes and setuid/setgid-root files;
         `new_gfid`: `gfid` must not name an object of this brick already (a client's
-        create), except under this very name (a retried one)."""
+        create), except under this very name (a retried one); `umask`: the caller's,
+        applied unless the parent has a default ACL, which this brick's own file system
+        then gives the new object (the daemon's umask is 0)."""
         check_name(name, parent)
         check_gfid(gfid)
         if gfid == ROOT_GFID:
@@ -695,6 +726,8 @@ class Brick:
             # directory's group (and a subdirectory the bit); keep that group.
             own_gid = -1 if pst.st_mode & stat.S_ISGID else gid
             perm = mode & 0o7777
+            if umask & 0o777 and not _has_default_acl(pfd):
+                perm &= ~(umask & 0o777)
             if not allow_privileged and (
                 (kind == "special" and stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK))
                 or (
@@ -718,7 +751,8 @@ class Brick:
                     os.setxattr(fd, GFID_XATTR, gfid)
                     os.fchown(fd, uid, own_gid)
                     if perm & (stat.S_ISUID | stat.S_ISGID):
-                        os.fchmod(fd, perm | (os.fstat(fd).st_mode & stat.S_ISGID))
+                        m = os.fstat(fd).st_mode
+                        os.fchmod(fd, _setid(perm, m) | (m & stat.S_ISGID))
                 finally:
                     os.close(fd)
                 self._index_dir(gfid, parent, name)
@@ -730,7 +764,7 @@ class Brick:
                     os.setxattr(fd, GFID_XATTR, gfid)
                     os.fchown(fd, uid, own_gid)
                     if perm & (stat.S_ISUID | stat.S_ISGID):
-                        os.fchmod(fd, perm)
+                        os.fchmod(fd, _setid(perm, os.fstat(fd).st_mode))
                     self._index_link(gfid, pfd, name)
                 except BaseException:
                     os.close(fd)

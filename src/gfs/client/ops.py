@@ -96,6 +96,10 @@ def changes(fn: F) -> F:
 
 class Operations(pyfuse3.Operations):
     supports_dot_lookup = False
+    # The kernel enforces POSIX ACLs (FUSE_POSIX_ACL) and leaves the umask to us
+    # (FUSE_DONT_MASK, scripts/pyfuse3/dont-mask.patch): the brick applies it, or the
+    # parent's default ACL instead.
+    enable_acl = True
 
     def __init__(
         self,
@@ -269,8 +273,9 @@ class Operations(pyfuse3.Operations):
     ) -> tuple[pb.Attr, int]:
         # The client picks the GFID so a retried create (after a failover) is idempotent.
         return await self.remote.make_node(
-            self._g(parent), name, uuid.uuid4().bytes, kind, mode, ctx.uid, ctx.gid, **kw
-        )
+            self._g(parent), name, uuid.uuid4().bytes, kind, mode, ctx.uid, ctx.gid,
+            umask=ctx.umask if kind != "symlink" else 0, **kw,
+        )  # fmt: skip
 
     @fuse_errors
     @changes
@@ -641,6 +646,10 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def lseek(self, fh: pyfuse3.FileHandleT, offset: int, whence: int) -> int:
+        if self.enable_writeback_cache:
+            # Dirty pages the kernel has not sent yet are data the brick cannot see: ENOSYS
+            # makes the kernel answer itself (all data up to its size, the hole at the end).
+            raise FUSEError(errno.ENOSYS)
         return await self.remote.seek(fh, offset, whence)
 
     @fuse_errors

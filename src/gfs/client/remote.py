@@ -121,6 +121,7 @@ class Remote:
         rdev: int = 0,
         target: bytes = b"",
         open_flags: int | None = None,
+        umask: int = 0,
     ) -> tuple[pb.Attr, int]:
         req = pb.MakeNodeRequest(
             brick=self.brick,
@@ -135,6 +136,7 @@ class Remote:
             target=target,
             open=open_flags is not None,
             flags=open_flags or 0,
+            umask=umask,
         )
         r = await self._call("MakeNode", req)
         return r.attr, r.fh

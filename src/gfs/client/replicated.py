@@ -28,6 +28,7 @@ from gfs.api.client import ApiError
 from gfs.api.client import Client as ApiClient
 from gfs.client.remote import Remote, RemoteError, TransportError
 from gfs.proto import brick_pb2 as pb
+from gfs.rpc import ops
 from gfs.rpc.bridge import METADATA
 from gfs.rpc.channel import MAX_CHUNK
 
@@ -135,7 +136,12 @@ class PrimaryRemote(Remote):
                 await trio.sleep(0.05)  # confirmed as is: give the brick a moment
             self._apply(rs)
 
-    async def _run(self, op: str, fn: Callable[[Remote], Awaitable[T]], mutation: bool) -> T:
+    async def _run(
+        self, op: str, fn: Callable[[Remote], Awaitable[T]], mutation: bool | None = None
+    ) -> T:
+        """`mutation` (default: from gfs.rpc.ops) tags the call with a request id."""
+        if mutation is None:
+            mutation = ops.OPS[op].tagged
         tags: tuple[tuple[str, str], ...] = (("gfs-req", self._reqid()),) if mutation else ()
         deadline = trio.current_time() + self.timeout
         while True:
@@ -178,7 +184,11 @@ class PrimaryRemote(Remote):
         return info
 
     async def _on_fh(
-        self, op: str, fh: int, call: Callable[[Remote, int], Awaitable[T]], mutation: bool
+        self,
+        op: str,
+        fh: int,
+        call: Callable[[Remote, int], Awaitable[T]],
+        mutation: bool | None = None,
     ) -> T:
         info = self._info(fh)
 
@@ -197,40 +207,40 @@ class PrimaryRemote(Remote):
     # -- reads -------------------------------------------------------------------------------
 
     async def ping(self, timeout: float) -> pb.PingReply:
-        return await self._run("Ping", lambda p: p.ping(timeout), False)
+        return await self._run("Ping", lambda p: p.ping(timeout))
 
     async def lookup(self, parent: bytes, name: bytes) -> pb.Attr:
-        return await self._run("Lookup", lambda p: p.lookup(parent, name), False)
+        return await self._run("Lookup", lambda p: p.lookup(parent, name))
 
     async def getattr(self, gfid: bytes) -> pb.Attr:
-        return await self._run("GetAttr", lambda p: p.getattr(gfid), False)
+        return await self._run("GetAttr", lambda p: p.getattr(gfid))
 
     async def readlink(self, gfid: bytes) -> bytes:
-        return await self._run("ReadLink", lambda p: p.readlink(gfid), False)
+        return await self._run("ReadLink", lambda p: p.readlink(gfid))
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
-        return await self._on_fh("Read", fh, lambda p, f: p.read(f, offset, size), False)
+        return await self._on_fh("Read", fh, lambda p, f: p.read(f, offset, size))
 
     async def readdir(
         self, gfid: bytes, offset: int, max_entries: int
     ) -> tuple[list[pb.DirEntry], bool]:
-        return await self._run("ReadDir", lambda p: p.readdir(gfid, offset, max_entries), False)
+        return await self._run("ReadDir", lambda p: p.readdir(gfid, offset, max_entries))
 
     async def statfs(self) -> pb.StatfsReply:
-        return await self._run("Statfs", lambda p: p.statfs(), False)
+        return await self._run("Statfs", lambda p: p.statfs())
 
     async def getxattr(self, gfid: bytes, name: bytes) -> bytes:
-        return await self._run("GetXattr", lambda p: p.getxattr(gfid, name), False)
+        return await self._run("GetXattr", lambda p: p.getxattr(gfid, name))
 
     async def listxattr(self, gfid: bytes) -> list[bytes]:
-        return await self._run("ListXattr", lambda p: p.listxattr(gfid), False)
+        return await self._run("ListXattr", lambda p: p.listxattr(gfid))
 
     async def seek(self, fh: int, offset: int, whence: int) -> int:
-        return await self._on_fh("Seek", fh, lambda p, f: p.seek(f, offset, whence), False)
+        return await self._on_fh("Seek", fh, lambda p, f: p.seek(f, offset, whence))
 
     async def lock(self, req: pb.LockRequest, timeout: float | None = None) -> pb.LockReply:
         # Locks live at the primary (docs/replication.md, "Locks").
-        return await self._run("Lock", lambda p: p.lock(req, timeout), False)
+        return await self._run("Lock", lambda p: p.lock(req, timeout))
 
     async def flush(self, fh: int) -> None:
         """Answered here, with no call, while the volume answers: a close has nothing
@@ -241,7 +251,7 @@ class PrimaryRemote(Remote):
         is asked, so the close reports what is true then (ESHUTDOWN, EIO)."""
         self._info(fh)
         if self._unwell:
-            await self._on_fh("Flush", fh, lambda p, f: p.flush(f), False)
+            await self._on_fh("Flush", fh, lambda p, f: p.flush(f))
 
     # -- mutations ---------------------------------------------------------------------------
 
@@ -252,8 +262,8 @@ class PrimaryRemote(Remote):
             return p.setattr(gfid, f, caller_uid, **fields)
 
         if fh:
-            return await self._on_fh("SetAttr", fh, one, True)
-        return await self._run("SetAttr", lambda p: one(p, 0), True)
+            return await self._on_fh("SetAttr", fh, one)
+        return await self._run("SetAttr", lambda p: one(p, 0))
 
     async def make_node(
         self,
@@ -268,15 +278,16 @@ class PrimaryRemote(Remote):
         rdev: int = 0,
         target: bytes = b"",
         open_flags: int | None = None,
+        umask: int = 0,
     ) -> tuple[pb.Attr, int]:
         async def fn(p: Remote) -> tuple[pb.Attr, int, str]:
             attr, fh = await p.make_node(
                 parent, name, gfid, kind, mode, uid, gid,
-                rdev=rdev, target=target, open_flags=open_flags,
+                rdev=rdev, target=target, open_flags=open_flags, umask=umask,
             )  # fmt: skip
             return attr, fh, p.brick
 
-        attr, fh, brick = await self._run("MakeNode", fn, True)
+        attr, fh, brick = await self._run("MakeNode", fn)
         if open_flags is None:
             return attr, 0
         # attr.gfid: a create of a name another client made first opens that file.
@@ -299,7 +310,7 @@ class PrimaryRemote(Remote):
             async def one(p: Remote, f: int, c: bytes = chunk, o: int = at) -> int:
                 return await p.write(f, o, c)
 
-            n = await self._on_fh("Write", fh, one, True)
+            n = await self._on_fh("Write", fh, one)
             done += n
             if n < len(chunk):
                 break
@@ -313,15 +324,15 @@ class PrimaryRemote(Remote):
             return  # the handle went with the primary that held it
         self._fhs[fh] = info
         try:
-            await self._on_fh("Release", fh, lambda p, f: p.release(f), True)
+            await self._on_fh("Release", fh, lambda p, f: p.release(f))
         finally:
             self._fhs.pop(fh, None)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
-        await self._on_fh("Fsync", fh, lambda p, f: p.fsync(f, datasync), True)
+        await self._on_fh("Fsync", fh, lambda p, f: p.fsync(f, datasync))
 
     async def fallocate(self, fh: int, mode: int, offset: int, length: int) -> None:
-        await self._on_fh("Fallocate", fh, lambda p, f: p.fallocate(f, mode, offset, length), True)
+        await self._on_fh("Fallocate", fh, lambda p, f: p.fallocate(f, mode, offset, length))
 
     async def copy_range(
         self, fh_in: int, off_in: int, fh_out: int, off_out: int, length: int, gfid_in: bytes = b""
@@ -332,30 +343,29 @@ class PrimaryRemote(Remote):
             "CopyRange",
             fh_out,
             lambda p, f: p.copy_range(0, off_in, f, off_out, length, gfid_in=src),
-            True,
         )
 
     async def fsyncdir(self, gfid: bytes, datasync: bool) -> None:
-        await self._run("FsyncDir", lambda p: p.fsyncdir(gfid, datasync), True)
+        await self._run("FsyncDir", lambda p: p.fsyncdir(gfid, datasync))
 
     async def unlink(self, parent: bytes, name: bytes) -> None:
-        await self._run("Unlink", lambda p: p.unlink(parent, name), True)
+        await self._run("Unlink", lambda p: p.unlink(parent, name))
 
     async def rmdir(self, parent: bytes, name: bytes) -> None:
-        await self._run("Rmdir", lambda p: p.rmdir(parent, name), True)
+        await self._run("Rmdir", lambda p: p.rmdir(parent, name))
 
     async def rename(
         self, old_parent: bytes, old: bytes, new_parent: bytes, new: bytes, flags: int
     ) -> None:
-        await self._run("Rename", lambda p: p.rename(old_parent, old, new_parent, new, flags), True)
+        await self._run("Rename", lambda p: p.rename(old_parent, old, new_parent, new, flags))
 
     async def link(self, gfid: bytes, new_parent: bytes, new_name: bytes) -> pb.Attr:
-        return await self._run("Link", lambda p: p.link(gfid, new_parent, new_name), True)
+        return await self._run("Link", lambda p: p.link(gfid, new_parent, new_name))
 
     async def setxattr(
         self, gfid: bytes, name: bytes, value: bytes, caller_uid: int | None = None
     ) -> None:
-        await self._run("SetXattr", lambda p: p.setxattr(gfid, name, value, caller_uid), True)
+        await self._run("SetXattr", lambda p: p.setxattr(gfid, name, value, caller_uid))
 
     async def removexattr(self, gfid: bytes, name: bytes) -> None:
-        await self._run("RemoveXattr", lambda p: p.removexattr(gfid, name), True)
+        await self._run("RemoveXattr", lambda p: p.removexattr(gfid, name))

@@ -160,7 +160,7 @@ class SetAttrRequest(_message.Message):
     def __init__(self, brick: _Optional[str] = ..., gfid: _Optional[bytes] = ..., fh: _Optional[int] = ..., set_mode: _Optional[bool] = ..., mode: _Optional[int] = ..., set_uid: _Optional[bool] = ..., uid: _Optional[int] = ..., set_gid: _Optional[bool] = ..., gid: _Optional[int] = ..., set_size: _Optional[bool] = ..., size: _Optional[int] = ..., set_atime: _Optional[bool] = ..., atime_ns: _Optional[int] = ..., set_mtime: _Optional[bool] = ..., mtime_ns: _Optional[int] = ..., caller_uid: _Optional[int] = ..., atime_now: _Optional[bool] = ..., mtime_now: _Optional[bool] = ...) -> None: ...
 
 class MakeNodeRequest(_message.Message):
-    __slots__ = ("brick", "parent", "name", "gfid", "kind", "mode", "rdev", "uid", "gid", "target", "open", "flags")
+    __slots__ = ("brick", "parent", "name", "gfid", "kind", "mode", "rdev", "uid", "gid", "target", "open", "flags", "umask")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +173,7 @@ class MakeNodeRequest(_message.Message):
     TARGET_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
+    UMASK_FIELD_NUMBER: _ClassVar[int]
     brick: str
     parent: bytes
     name: bytes
@@ -185,7 +186,8 @@ class MakeNodeRequest(_message.Message):
     target: bytes
     open: bool
     flags: int
-    def __init__(self, brick: _Optional[str] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ..., gfid: _Optional[bytes] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., mode: _Optional[int] = ..., rdev: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., target: _Optional[bytes] = ..., open: _Optional[bool] = ..., flags: _Optional[int] = ...) -> None: ...
+    umask: int
+    def __init__(self, brick: _Optional[str] = ..., parent: _Optional[bytes] = ..., name: _Optional[bytes] = ..., gfid: _Optional[bytes] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., mode: _Optional[int] = ..., rdev: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., target: _Optional[bytes] = ..., open: _Optional[bool] = ..., flags: _Optional[int] = ..., umask: _Optional[int] = ...) -> None: ...
 
 class NameRequest(_message.Message):
     __slots__ = ("brick", "parent", "name")
@@ -514,7 +516,7 @@ class LockReply(_message.Message):
     def __init__(self, err: _Optional[int] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("brick", "epoch", "req", "method", "payload", "session", "fh", "gfid", "sender", "pin", "flags")
+    __slots__ = ("brick", "epoch", "req", "method", "payload", "session", "fh", "gfid", "sender", "pin", "flags", "times")
     BRICK_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     REQ_FIELD_NUMBER: _ClassVar[int]
@@ -526,6 +528,7 @@ class ForwardRequest(_message.Message):
     SENDER_FIELD_NUMBER: _ClassVar[int]
     PIN_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
+    TIMES_FIELD_NUMBER: _ClassVar[int]
     brick: str
     epoch: int
     req: str
@@ -537,7 +540,20 @@ class ForwardRequest(_message.Message):
     sender: str
     pin: bytes
     flags: int
-    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., req: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., session: _Optional[str] = ..., fh: _Optional[int] = ..., gfid: _Optional[bytes] = ..., sender: _Optional[str] = ..., pin: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
+    times: _containers.RepeatedCompositeFieldContainer[TimeStamp]
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., req: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., session: _Optional[str] = ..., fh: _Optional[int] = ..., gfid: _Optional[bytes] = ..., sender: _Optional[str] = ..., pin: _Optional[bytes] = ..., flags: _Optional[int] = ..., times: _Optional[_Iterable[_Union[TimeStamp, _Mapping]]] = ...) -> None: ...
+
+class TimeStamp(_message.Message):
+    __slots__ = ("gfid", "mtime_ns", "set_atime", "atime_ns")
+    GFID_FIELD_NUMBER: _ClassVar[int]
+    MTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    SET_ATIME_FIELD_NUMBER: _ClassVar[int]
+    ATIME_NS_FIELD_NUMBER: _ClassVar[int]
+    gfid: bytes
+    mtime_ns: int
+    set_atime: bool
+    atime_ns: int
+    def __init__(self, gfid: _Optional[bytes] = ..., mtime_ns: _Optional[int] = ..., set_atime: _Optional[bool] = ..., atime_ns: _Optional[int] = ...) -> None: ...
 
 class ForwardReply(_message.Message):
     __slots__ = ("err", "reply", "epoch")
