@@ -36,7 +36,8 @@ def local_cluster(
 ) -> Iterator[Cluster]:
     """`env` and `root_of` override a node's environment and brick root (by node index);
     `brickd_args(i)`: more command-line arguments for brick daemon i. `tls`: a cluster CA
-    in tmp/tls, certificates for gfsd (admin) and every node, mutual TLS everywhere."""
+    in tmp/tls, certificates for gfsd (admin) and every node, mutual TLS everywhere, and
+    gfsd signing volume credentials with that CA."""
     nodes: list[BrickDaemon] = []
     roots: list[Path] = []
     ca = tmp / "tls"
@@ -45,7 +46,13 @@ def local_cluster(
         certs.issue(ca, "admin", "gfsd", hosts=["127.0.0.1"])
         for i in range(bricks):
             certs.issue(ca, "node", f"node{i}", hosts=["127.0.0.1"])
-    g = Gfsd(tmp / "gfsd", tmp / "gfsd.log", db_url, tls=ca / "gfsd" if tls else None)
+    g = Gfsd(
+        tmp / "gfsd",
+        tmp / "gfsd.log",
+        db_url,
+        tls=ca / "gfsd" if tls else None,
+        ca=ca if tls else None,
+    )
     try:
         for i in range(bricks):
             root = (root_of or {}).get(i) or tmp / f"n{i}" / "root"

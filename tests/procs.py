@@ -196,9 +196,12 @@ class Gfsd:
         env: dict[str, str] | None = None,
         host: str = "127.0.0.1",
         tls: Path | None = None,
+        ca: Path | None = None,
     ) -> None:
-        """`tls`: gfsd's admin identity folder, for TLS brick daemons."""
+        """`tls`: gfsd's admin identity folder, for TLS brick daemons; `ca`: the cluster
+        CA folder it signs volume credentials with (--ca-dir)."""
         self.tls = tls
+        self.ca = ca
         self.state = state
         self.log = log
         self.db = db
@@ -215,6 +218,8 @@ class Gfsd:
             args += ["--db", self.db]
         if self.tls:
             args += ["--tls-dir", str(self.tls)]
+        if self.ca:
+            args += ["--ca-dir", str(self.ca)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}

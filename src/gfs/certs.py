@@ -15,6 +15,7 @@ work (no gRPC), so the CLI may use it.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import os
 import re
@@ -273,6 +274,23 @@ def trust(directory: Path, extra: list[Path]) -> list[str]:
     trusted = [own] + [c for i, c in enumerate(added) if c != own and c not in added[:i]]
     _write(directory / CA_CERT, _pem(trusted), 0o644)
     return [_common_name(c) for c in trusted]
+
+
+def fingerprint(pem: bytes) -> str:
+    """SHA-256 of a PEM certificate's DER form, hex: how revocation names a certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError as e:
+        raise CertError(f"unreadable certificate: {e}") from e
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def revoked_digest(fingerprints: frozenset[str] | set[str]) -> str:
+    """One value for a revocation list ('' when empty): gfsd and a brick daemon compare
+    theirs to see whether the daemon's list is current."""
+    if not fingerprints:
+        return ""
+    return hashlib.sha256("\n".join(sorted(fingerprints)).encode()).hexdigest()
 
 
 def identity_of(cert: x509.Certificate) -> Identity:

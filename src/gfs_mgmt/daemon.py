@@ -12,6 +12,7 @@ The config file (TOML) takes the same settings; a flag given on the command line
     log_file = "/var/log/gfs/gfsd.log"
     log_level = "info"
     tls_dir = "/etc/gfs/tls"     # identity for the bricks (`gfs certs issue --role admin`)
+    ca_dir = "/etc/gfs/ca"       # signs `gfs volume credential create` (gfs certs init)
 
 At first start it creates the admin bearer token and writes it to
 `<state-dir>/admin.token` (mode 0600); only its hash is kept in the database.
@@ -36,7 +37,7 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from gfs import tracing
+from gfs import certs, tracing
 from gfs.rpc import tls
 from gfs.rpc.channel import parse_address
 from gfs.tunables import reexec_with_malloc_tunables
@@ -105,6 +106,7 @@ DEFAULTS: dict[str, Any] = {
     "advertise": None,
     "otlp_endpoint": None,
     "tls_dir": None,
+    "ca_dir": None,
 }
 
 
@@ -162,6 +164,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="identity gfsd presents to brick daemons (ca.crt, tls.crt, tls.key of an admin "
         "certificate); without it gfsd can only manage --insecure bricks",
     )
+    ap.add_argument(
+        "--ca-dir",
+        metavar="DIR",
+        help="the cluster CA (ca.crt, ca.key of gfs certs init): gfsd signs the client "
+        "certificates of `gfs volume credential create` with it",
+    )
     ns = ap.parse_args(argv)
     settings = dict(DEFAULTS)
     if ns.config:
@@ -184,6 +192,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         raise UsageError("--peer-check-interval must be between 0.1 and 3600 seconds")
     if ns.log_level not in LEVELS:
         raise UsageError(f"log level {ns.log_level!r}: use one of {', '.join(LEVELS)}")
+    if ns.ca_dir:
+        ns.ca_dir = Path(ns.ca_dir)
+        for f in (certs.CA_CERT, certs.CA_KEY):
+            if not (ns.ca_dir / f).is_file():
+                raise UsageError(f"--ca-dir {ns.ca_dir}: no {f} (make it with gfs certs init)")
+        if (ns.ca_dir / certs.CA_KEY).stat().st_mode & 0o077:
+            raise UsageError(f"--ca-dir {ns.ca_dir}: {certs.CA_KEY} is readable by others")
     ns.tls = None
     if ns.tls_dir:
         try:
@@ -234,13 +249,14 @@ def main(argv: list[str] | None = None) -> None:
         mgr = Manager(db)
         mgr.membership.token = token
         mgr.membership.advertise = [ns.advertise or ns.listen]
+        mgr.credentials.ca_dir = ns.ca_dir
         recovered = mgr.engine.recover()
         if recovered:
             log.info("recovered transactions count=%d", recovered)
         monitor = PeerMonitor(db, ns.peer_check_interval)
         monitor.start()
         WebhookDispatcher(db).start()
-        app = create_app(token, [routes.build(mgr)])
+        app = create_app(token, [routes.build(mgr)], mgr.credentials.volumes_of_token)
         add_route(app, build_registry(db))
         instrument(app)
         if ns.tls is None:

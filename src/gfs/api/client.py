@@ -195,3 +195,14 @@ class Client:
     def volume_replace_brick(self, name: str, old: str, new: str) -> m.Volume:
         body = m.ReplaceBrick(old=old, new=new)
         return self._get(m.Volume, "POST", f"/v1/volumes/{name}/replace-brick", body)
+
+    def credential_create(self, name: str, volumes: list[str]) -> m.CredentialIssued:
+        body = m.CredentialCreate(name=name, volumes=volumes)
+        return self._get(m.CredentialIssued, "POST", "/v1/credentials", body)
+
+    def credentials(self, volume: str | None = None) -> list[m.Credential]:
+        params = {"volume": volume} if volume else None
+        return self._get(list[m.Credential], "GET", "/v1/credentials", params=params)
+
+    def credential_revoke(self, name: str) -> m.Credential:
+        return self._get(m.Credential, "DELETE", f"/v1/credentials/{name}")

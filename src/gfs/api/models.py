@@ -323,3 +323,30 @@ class ReplaceBrick(Request):
         max_length=4200, description="brick name or HOST:/PATH of the brick to replace"
     )
     new: str = Field(max_length=4200, description="HOST:/PATH of the new, empty brick")
+
+
+class CredentialCreate(Request):
+    """A client certificate for `volumes` (and a token to read their layout)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="1-63 chars")
+    volumes: list[VolumeName] = Field(min_length=1, max_length=64)
+
+
+class Credential(Wire):
+    name: str
+    volumes: list[str]
+    #: SHA-256 of the certificate (DER), hex: what the bricks refuse once revoked
+    fingerprint: str
+    serial: str
+    created: datetime
+    not_after: datetime
+    revoked: datetime | None = None
+
+
+class CredentialIssued(Credential):
+    """Given once, by the create: gfsd keeps neither the key nor the token."""
+
+    ca: str
+    cert: str
+    key: str
+    token: str

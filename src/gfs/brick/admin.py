@@ -31,11 +31,14 @@ from gfs.brick.heal import HealWorker
 from gfs.brick.replica import Config, Replica
 from gfs.brick.service import BrickService
 from gfs.brick.store import META, Brick
+from gfs.certs import revoked_digest
 from gfs.proto import admin_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".gfs-node.json"
+#: The cluster's revocation list (Admin.Revoke), next to STATE_FILE in the first root.
+REVOKED_FILE = ".gfs-revoked.json"
 REPLICA_FILE = "replica.json"
 #: The ownership marker of a brick folder made for gfsd, in its META folder.
 OWNER_FILE = "owner.json"
@@ -128,6 +131,36 @@ def _load_replica(brick_path: Path) -> Config | None:
         raise SystemExit(f"gfs-brickd: {path} is damaged: {e}") from e
 
 
+class Revocations:
+    """Fingerprints of the certificates refused on every call (the authorizer asks),
+    kept in `path` (0600) when the daemon has a root, else in memory until gfsd pushes
+    them again (it does when Info shows another digest)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.fingerprints: frozenset[str] = frozenset()
+        if path is not None and check_private(path):
+            try:
+                data = json.loads(path.read_text())
+                self.fingerprints = frozenset(str(f) for f in data["fingerprints"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise SystemExit(f"gfs-brickd: {path} is damaged: {e}") from e
+            log.info("revocations loaded count=%d", len(self.fingerprints))
+
+    def __contains__(self, fingerprint: object) -> bool:
+        return fingerprint in self.fingerprints
+
+    @property
+    def digest(self) -> str:
+        return revoked_digest(self.fingerprints)
+
+    def replace(self, fingerprints: frozenset[str]) -> None:
+        if self.path is not None:
+            write_private(self.path, json.dumps({"fingerprints": sorted(fingerprints)}))
+        # Swapped as a whole: the authorizer reads it without a lock.
+        self.fingerprints = fingerprints
+
+
 def _err(code: int, what: str) -> OSError:
     return OSError(code, what)
 
@@ -145,6 +178,7 @@ class AdminService:
         self._served: dict[str, dict[str, Any]] = {}
         if self.roots:
             self._load_state()
+        self.revoked = Revocations(self.roots[0] / REVOKED_FILE if self.roots else None)
 
     # -- persisted state ---------------------------------------------------------------------
 
@@ -253,6 +287,7 @@ class AdminService:
             node_id=self.node_id,
             roots=roots,
             bricks=bricks,
+            revoked_digest=self.revoked.digest,
         )
 
     def _in_use(self, path: Path) -> str | None:
@@ -401,6 +436,17 @@ class AdminService:
                 for s, idle in self.bricks.sessions.list(req.bricks)
             ]
         )
+
+    @admin_rpc(pb.RevokeReply)
+    def Revoke(self, req: pb.RevokeRequest, ctx: Any) -> pb.RevokeReply:
+        fps = frozenset(f.lower() for f in req.fingerprints)
+        bad = [f for f in fps if len(f) != 64 or any(c not in "0123456789abcdef" for c in f)]
+        if bad:
+            raise _err(errno.EINVAL, f"not a SHA-256 fingerprint: {bad[0][:80]!r}")
+        added = len(fps - self.revoked.fingerprints)
+        self.revoked.replace(fps)
+        log.info("revocations set count=%d added=%d", len(fps), added)
+        return pb.RevokeReply(digest=self.revoked.digest)
 
     @admin_rpc(pb.ConfigureReply)
     def Configure(self, req: pb.ConfigureRequest, ctx: Any) -> pb.ConfigureReply:

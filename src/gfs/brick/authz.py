@@ -5,7 +5,8 @@
     client  (mounts)           the Brick data RPCs, only for bricks of the volumes
                                the certificate names
 
-A refused call ends with PERMISSION_DENIED: a transport status, since the brick did not
+A certificate on the revocation list (Admin.Revoke, pushed by gfsd) is refused whatever
+its role. A refused call ends with PERMISSION_DENIED: a transport status, since the brick did not
 run the operation at all. A daemon started with --insecure installs no authorizer.
 """
 
@@ -19,11 +20,11 @@ from typing import Any
 
 import grpc
 
-from gfs.brick.admin import OWNER_FILE
+from gfs.brick.admin import OWNER_FILE, Revocations
 from gfs.brick.service import BrickService
 from gfs.brick.store import META
 from gfs.rpc import ops
-from gfs.rpc.tls import Identity, peer_identity
+from gfs.rpc.tls import Identity, peer_fingerprint, peer_identity
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,11 @@ def allowed(
 
 
 class Authorizer(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, volume_of: Callable[[str], str | None]) -> None:
+    def __init__(
+        self, volume_of: Callable[[str], str | None], revoked: Revocations | None = None
+    ) -> None:
         self.volume_of = volume_of
+        self.revoked = revoked
         self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
@@ -75,6 +79,10 @@ class Authorizer(grpc.ServerInterceptor):  # type: ignore[misc]
         def checked(req: Any, ctx: grpc.ServicerContext) -> Any:
             ident = peer_identity(ctx)
             why = allowed(ident, method, getattr(req, "brick", ""), self.volume_of)
+            # Checked on every call, not at the handshake: a connection made before the
+            # revocation is cut off at its next call.
+            if not why and self.revoked is not None and peer_fingerprint(ctx) in self.revoked:
+                why = "certificate revoked"
             if why:
                 log.warning(
                     "refused method=%s peer=%s name=%s role=%s reason=%r",

@@ -275,9 +275,10 @@ def serve(cfg: Config) -> None:
     # The tracer outermost: it wraps per call, the metrics' wrappers are cached; the
     # authorizer innermost, so refused calls are traced and counted too.
     interceptors: list[grpc.ServerInterceptor] = [ServerTracer(), metrics.RpcMetrics(registry)]
+    admin = AdminService(service, cfg.roots, cfg.zone)
     if cfg.tls is not None:
         tls.use(cfg.tls)  # channels to the other bricks present this node's certificate
-        interceptors.append(Authorizer(BrickVolumes(service)))
+        interceptors.append(Authorizer(BrickVolumes(service), admin.revoked))
     else:
         log.warning(
             "insecure: plaintext gRPC, no authorization: anyone who reaches listen=%s can "
@@ -290,7 +291,6 @@ def serve(cfg: Config) -> None:
         interceptors=interceptors,
     )
     brick_pb2_grpc.add_BrickServicer_to_server(service, server)  # type: ignore[no-untyped-call]
-    admin = AdminService(service, cfg.roots, cfg.zone)
     admin_pb2_grpc.add_AdminServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
     try:
         if cfg.tls is not None and cfg.tls_dir is not None:

@@ -316,7 +316,8 @@ def up(
     ] = False,
 ) -> None:
     """Start gfsd and N gfs-brickd on 127.0.0.1 with their data in DIR, with mutual TLS:
-    a cluster CA in DIR/tls (made at the first start) and a certificate per daemon."""
+    a cluster CA in DIR/tls (made at the first start), a certificate per daemon, and
+    gfsd signing volume credentials with that CA."""
     root = directory.expanduser().resolve()
     if port_base + bricks > 65535:
         raise CliError(f"ports {port_base}..{port_base + bricks} exceed 65535")
@@ -361,7 +362,8 @@ def up(
             "gfsd",
             "gfsd",
             ["--listen", api, "--state-dir", str(state_dir), "--log-file", str(log)]
-            + ([] if insecure else ["--tls-dir", str(ca_dir / "gfsd")]),
+            # --ca-dir: gfsd signs the volume credentials mounts use (never the admin token)
+            + ([] if insecure else ["--tls-dir", str(ca_dir / "gfsd"), "--ca-dir", str(ca_dir)]),
             api,
             log,
         )
@@ -420,9 +422,9 @@ def up(
         out.print("[bold red]insecure[/]: plaintext gRPC, anyone on this host may use the bricks")
     else:
         out.print(
-            f"TLS:        CA in {escape(str(ca_dir))}; a mount needs a client certificate: "
-            f"gfs certs issue {escape(str(ca_dir))} --role client --name NAME --volume VOLUME, "
-            f"then -o tls-dir={escape(str(ca_dir))}/NAME"
+            f"TLS:        CA in {escape(str(ca_dir))}; a mount needs a volume credential: "
+            "gfs volume credential create VOLUME --name NAME --out DIR, "
+            "then -o credential=DIR"
         )
     out.print(f"use it with: export GFS_SERVER={api} GFS_TOKEN_FILE={escape(str(token_file))}")
 

@@ -13,10 +13,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gfs.api import models as m
+from gfs.cli import credential
 from gfs.cli.output import CliError, console, human_bytes, print_json, usage, validation_message
 from gfs.cli.settings import from_ctx
 
 app = typer.Typer(help="Manage volumes.", no_args_is_help=True)
+app.add_typer(credential.app, name="credential")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 NameArg = Annotated[str, typer.Argument(help="volume name")]

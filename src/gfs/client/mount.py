@@ -118,7 +118,7 @@ async def _ping(remote: Remote, session: MountSession) -> None:
         if e.errno == errno.EACCES:
             raise MountError(
                 f"gfs-brickd at {m.address} refused this client for brick {m.brick!r} "
-                "(the certificate in tls-dir does not name its volume, or the volume's "
+                "(the certificate in tls-dir does not name its volume or was revoked, or the volume's "
                 "auth.allow/auth.reject refuse this client's address)"
             ) from e
         raise MountError(f"cannot reach gfs-brickd at {m.address}: {describe(e.errno)}") from e
@@ -151,16 +151,30 @@ async def _after_init(ops: Operations, opts: MountOptions) -> None:
     set_read_ahead(opts.mountpoint, opts.read_ahead_kib)
 
 
+#: The bearer token in a credential folder (gfs volume credential create --out DIR).
+CREDENTIAL_TOKEN = "token"
+
+
 def read_token(opts: MountOptions) -> str:
+    """The bearer token for gfsd: a volume credential's, else (admins) the admin token."""
+    if opts.credential:
+        path = Path(opts.credential) / CREDENTIAL_TOKEN
+        try:
+            token = path.read_text().strip()
+        except OSError as e:
+            raise MountError(f"credential {opts.credential}: {path.name}: {e.strerror}") from e
+        if not token:
+            raise MountError(f"credential {opts.credential}: {path.name} is empty")
+        return token
     if opts.token_file is None and os.environ.get("GFS_TOKEN"):
         return os.environ["GFS_TOKEN"]
-    path = opts.token_file or DEFAULT_TOKEN_FILE
+    path = Path(opts.token_file or DEFAULT_TOKEN_FILE)
     try:
-        return Path(path).read_text().strip()
+        return path.read_text().strip()
     except OSError as e:
         raise MountError(
-            f"cannot read the gfsd token from {path}: {e.strerror}; "
-            "give -o token-file=PATH or set GFS_TOKEN"
+            f"cannot read the gfsd token from {path}: {e.strerror}; give -o credential=DIR "
+            "(gfs volume credential create), or as an admin -o token-file=PATH or GFS_TOKEN"
         ) from e
 
 
@@ -307,7 +321,8 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 tls.use(tls.load_dir(opts.tls_dir))
             except tls.CertError as e:
-                raise MountError(f"tls-dir: {e}") from e
+                what = "credential" if opts.credential else "tls-dir"
+                raise MountError(f"{what}: {e}") from e
         if not opts.foreground:
             run_background(args, opts)
             return

@@ -70,6 +70,9 @@ class MountOptions:
     token_file: str | None = None
     #: identity folder (ca.crt, tls.crt, tls.key of a client certificate): mutual TLS
     tls_dir: str | None = None
+    #: a volume credential folder (gfs volume credential create): its certificate is the
+    #: TLS identity, its `token` reads the volume's layout from gfsd (no admin token)
+    credential: str | None = None
     backup_servers: list[str] = field(default_factory=list)
     #: Options given on the command line; a volume's own options fill in the rest.
     explicit: set[str] = field(default_factory=set)
@@ -182,6 +185,8 @@ def apply_option(opts: MountOptions, item: str) -> None:
         opts.token_file = value
     elif key == "tls-dir" and eq and value:
         opts.tls_dir = value
+    elif key == "credential" and eq and value:
+        opts.credential = value
     elif key == "log-file" and eq and value:
         opts.log_file = value
     elif key == "log-level" and eq:
@@ -245,6 +250,10 @@ def parse_argv(argv: list[str]) -> MountOptions:
         for item in group.split(","):
             if item:
                 apply_option(opts, item)
+    if opts.credential:
+        if opts.token_file or opts.tls_dir:
+            raise UsageError("option credential= replaces token-file= and tls-dir=: give one")
+        opts.tls_dir = opts.credential
     return opts
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gfs/proto/admin.proto\x12\x0cgfs.admin.v1\"\r\n\x0bInfoRequest\"Q\n\x04Root\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x12\n\nfree_bytes\x18\x03 \x01(\x04\x12\x12\n\nused_bytes\x18\x04 \x01(\x04\")\n\x0bServedBrick\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\xa8\x01\n\tInfoReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12!\n\x05roots\x18\x06 \x03(\x0b\x32\x12.gfs.admin.v1.Root\x12)\n\x06\x62ricks\x18\x07 \x03(\x0b\x32\x19.gfs.admin.v1.ServedBrick\"`\n\x10ProvisionRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tvolume_id\x18\x03 \x01(\t\x12\x0e\n\x06volume\x18\x04 \x01(\t\x12\r\n\x05\x62rick\x18\x05 \x01(\t\"M\n\x0eProvisionReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t\"}\n\rRemoveRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65lete_data\x18\x03 \x01(\x08\x12\x11\n\tvolume_id\x18\x04 \x01(\t\x12\r\n\x05\x62rick\x18\x05 \x01(\t\x12\x19\n\x11only_if_untouched\x18\x06 \x01(\x08\"S\n\x0cServeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x13\n\x0bquota_bytes\x18\x03 \x01(\x04\x12\x12\n\nreplicated\x18\x04 \x01(\x08\"/\n\x0eUnserveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07stopped\x18\x02 \x01(\x08\"*\n\nAdminReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"7\n\x06Member\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\"\xc9\x02\n\x10\x43onfigureRequest\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0e\n\x06volume\x18\x02 \x01(\t\x12\x11\n\tset_index\x18\x03 \x01(\r\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0f\n\x07primary\x18\x05 \x01(\t\x12%\n\x07members\x18\x06 \x03(\x0b\x32\x14.gfs.admin.v1.Member\x12\x13\n\x0bmin_in_sync\x18\x07 \x01(\r\x12\x0c\n\x04gfsd\x18\x08 \x03(\t\x12\r\n\x05token\x18\t \x01(\t\x12\x17\n\x0f\x66\x61ilure_timeout\x18\n \x01(\x01\x12\x15\n\rrelaxed_reads\x18\x0b \x01(\x08\x12\x18\n\x10old_primary_gone\x18\x0c \x01(\x08\x12\x17\n\x0f\x64\x65ny_privileged\x18\r \x01(\x08\x12\x12\n\nauth_allow\x18( \x03(\t\x12\x13\n\x0b\x61uth_reject\x18) \x03(\t\",\n\x0e\x43onfigureReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"*\n\x0bHealRequest\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0c\n\x04\x66ull\x18\x02 \x01(\x08\"s\n\x0fHealStatusReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0f\n\x07running\x18\x02 \x01(\x08\x12\r\n\x05\x66iles\x18\x03 \x01(\x04\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12\x13\n\x0bmembers_out\x18\x06 \x01(\r\"!\n\x0fSessionsRequest\x12\x0e\n\x06\x62ricks\x18\x01 \x03(\t\"\x86\x01\n\rClientSession\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x12\n\nmountpoint\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\r\x12\x0c\n\x04peer\x18\x06 \x01(\t\x12\x14\n\x0cidle_seconds\x18\x07 \x01(\x01\"K\n\rSessionsReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12-\n\x08sessions\x18\x02 \x03(\x0b\x32\x1b.gfs.admin.v1.ClientSession2\xee\x04\n\x05\x41\x64min\x12:\n\x04Info\x12\x19.gfs.admin.v1.InfoRequest\x1a\x17.gfs.admin.v1.InfoReply\x12I\n\tProvision\x12\x1e.gfs.admin.v1.ProvisionRequest\x1a\x1c.gfs.admin.v1.ProvisionReply\x12?\n\x06Remove\x12\x1b.gfs.admin.v1.RemoveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12=\n\x05Serve\x12\x1a.gfs.admin.v1.ServeRequest\x1a\x18.gfs.admin.v1.AdminReply\x12\x41\n\x07Unserve\x12\x1c.gfs.admin.v1.UnserveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12I\n\tConfigure\x12\x1e.gfs.admin.v1.ConfigureRequest\x1a\x1c.gfs.admin.v1.ConfigureReply\x12@\n\x04Heal\x12\x19.gfs.admin.v1.HealRequest\x1a\x1d.gfs.admin.v1.HealStatusReply\x12\x46\n\nHealStatus\x12\x19.gfs.admin.v1.HealRequest\x1a\x1d.gfs.admin.v1.HealStatusReply\x12\x46\n\x08Sessions\x12\x1d.gfs.admin.v1.SessionsRequest\x1a\x1b.gfs.admin.v1.SessionsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gfs/proto/admin.proto\x12\x0cgfs.admin.v1\"\r\n\x0bInfoRequest\"Q\n\x04Root\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x12\n\nfree_bytes\x18\x03 \x01(\x04\x12\x12\n\nused_bytes\x18\x04 \x01(\x04\")\n\x0bServedBrick\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\xc0\x01\n\tInfoReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12!\n\x05roots\x18\x06 \x03(\x0b\x32\x12.gfs.admin.v1.Root\x12)\n\x06\x62ricks\x18\x07 \x03(\x0b\x32\x19.gfs.admin.v1.ServedBrick\x12\x16\n\x0erevoked_digest\x18\x32 \x01(\t\"`\n\x10ProvisionRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tvolume_id\x18\x03 \x01(\t\x12\x0e\n\x06volume\x18\x04 \x01(\t\x12\r\n\x05\x62rick\x18\x05 \x01(\t\"M\n\x0eProvisionReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t\"}\n\rRemoveRequest\x12\x0c\n\x04root\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65lete_data\x18\x03 \x01(\x08\x12\x11\n\tvolume_id\x18\x04 \x01(\t\x12\r\n\x05\x62rick\x18\x05 \x01(\t\x12\x19\n\x11only_if_untouched\x18\x06 \x01(\x08\"S\n\x0cServeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x13\n\x0bquota_bytes\x18\x03 \x01(\x04\x12\x12\n\nreplicated\x18\x04 \x01(\x08\"/\n\x0eUnserveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07stopped\x18\x02 \x01(\x08\"*\n\nAdminReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"7\n\x06Member\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\"\xc9\x02\n\x10\x43onfigureRequest\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0e\n\x06volume\x18\x02 \x01(\t\x12\x11\n\tset_index\x18\x03 \x01(\r\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0f\n\x07primary\x18\x05 \x01(\t\x12%\n\x07members\x18\x06 \x03(\x0b\x32\x14.gfs.admin.v1.Member\x12\x13\n\x0bmin_in_sync\x18\x07 \x01(\r\x12\x0c\n\x04gfsd\x18\x08 \x03(\t\x12\r\n\x05token\x18\t \x01(\t\x12\x17\n\x0f\x66\x61ilure_timeout\x18\n \x01(\x01\x12\x15\n\rrelaxed_reads\x18\x0b \x01(\x08\x12\x18\n\x10old_primary_gone\x18\x0c \x01(\x08\x12\x17\n\x0f\x64\x65ny_privileged\x18\r \x01(\x08\x12\x12\n\nauth_allow\x18( \x03(\t\x12\x13\n\x0b\x61uth_reject\x18) \x03(\t\",\n\x0e\x43onfigureReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"*\n\x0bHealRequest\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0c\n\x04\x66ull\x18\x02 \x01(\x08\"s\n\x0fHealStatusReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0f\n\x07running\x18\x02 \x01(\x08\x12\r\n\x05\x66iles\x18\x03 \x01(\x04\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12\x13\n\x0bmembers_out\x18\x06 \x01(\r\"!\n\x0fSessionsRequest\x12\x0e\n\x06\x62ricks\x18\x01 \x03(\t\"\x86\x01\n\rClientSession\x12\r\n\x05\x62rick\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x12\n\nmountpoint\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\r\x12\x0c\n\x04peer\x18\x06 \x01(\t\x12\x14\n\x0cidle_seconds\x18\x07 \x01(\x01\"K\n\rSessionsReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12-\n\x08sessions\x18\x02 \x03(\x0b\x32\x1b.gfs.admin.v1.ClientSession\"%\n\rRevokeRequest\x12\x14\n\x0c\x66ingerprints\x18\x01 \x03(\t\";\n\x0bRevokeReply\x12\x0b\n\x03\x65rr\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t2\xb0\x05\n\x05\x41\x64min\x12:\n\x04Info\x12\x19.gfs.admin.v1.InfoRequest\x1a\x17.gfs.admin.v1.InfoReply\x12I\n\tProvision\x12\x1e.gfs.admin.v1.ProvisionRequest\x1a\x1c.gfs.admin.v1.ProvisionReply\x12?\n\x06Remove\x12\x1b.gfs.admin.v1.RemoveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12=\n\x05Serve\x12\x1a.gfs.admin.v1.ServeRequest\x1a\x18.gfs.admin.v1.AdminReply\x12\x41\n\x07Unserve\x12\x1c.gfs.admin.v1.UnserveRequest\x1a\x18.gfs.admin.v1.AdminReply\x12I\n\tConfigure\x12\x1e.gfs.admin.v1.ConfigureRequest\x1a\x1c.gfs.admin.v1.ConfigureReply\x12@\n\x04Heal\x12\x19.gfs.admin.v1.HealRequest\x1a\x1d.gfs.admin.v1.HealStatusReply\x12\x46\n\nHealStatus\x12\x19.gfs.admin.v1.HealRequest\x1a\x1d.gfs.admin.v1.HealStatusReply\x12\x46\n\x08Sessions\x12\x1d.gfs.admin.v1.SessionsRequest\x1a\x1b.gfs.admin.v1.SessionsReply\x12@\n\x06Revoke\x12\x1b.gfs.admin.v1.RevokeRequest\x1a\x19.gfs.admin.v1.RevokeReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,35 +38,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVEDBRICK']._serialized_start=137
   _globals['_SERVEDBRICK']._serialized_end=178
   _globals['_INFOREPLY']._serialized_start=181
-  _globals['_INFOREPLY']._serialized_end=349
-  _globals['_PROVISIONREQUEST']._serialized_start=351
-  _globals['_PROVISIONREQUEST']._serialized_end=447
-  _globals['_PROVISIONREPLY']._serialized_start=449
-  _globals['_PROVISIONREPLY']._serialized_end=526
-  _globals['_REMOVEREQUEST']._serialized_start=528
-  _globals['_REMOVEREQUEST']._serialized_end=653
-  _globals['_SERVEREQUEST']._serialized_start=655
-  _globals['_SERVEREQUEST']._serialized_end=738
-  _globals['_UNSERVEREQUEST']._serialized_start=740
-  _globals['_UNSERVEREQUEST']._serialized_end=787
-  _globals['_ADMINREPLY']._serialized_start=789
-  _globals['_ADMINREPLY']._serialized_end=831
-  _globals['_MEMBER']._serialized_start=833
-  _globals['_MEMBER']._serialized_end=888
-  _globals['_CONFIGUREREQUEST']._serialized_start=891
-  _globals['_CONFIGUREREQUEST']._serialized_end=1220
-  _globals['_CONFIGUREREPLY']._serialized_start=1222
-  _globals['_CONFIGUREREPLY']._serialized_end=1266
-  _globals['_HEALREQUEST']._serialized_start=1268
-  _globals['_HEALREQUEST']._serialized_end=1310
-  _globals['_HEALSTATUSREPLY']._serialized_start=1312
-  _globals['_HEALSTATUSREPLY']._serialized_end=1427
-  _globals['_SESSIONSREQUEST']._serialized_start=1429
-  _globals['_SESSIONSREQUEST']._serialized_end=1462
-  _globals['_CLIENTSESSION']._serialized_start=1465
-  _globals['_CLIENTSESSION']._serialized_end=1599
-  _globals['_SESSIONSREPLY']._serialized_start=1601
-  _globals['_SESSIONSREPLY']._serialized_end=1676
-  _globals['_ADMIN']._serialized_start=1679
-  _globals['_ADMIN']._serialized_end=2301
+  _globals['_INFOREPLY']._serialized_end=373
+  _globals['_PROVISIONREQUEST']._serialized_start=375
+  _globals['_PROVISIONREQUEST']._serialized_end=471
+  _globals['_PROVISIONREPLY']._serialized_start=473
+  _globals['_PROVISIONREPLY']._serialized_end=550
+  _globals['_REMOVEREQUEST']._serialized_start=552
+  _globals['_REMOVEREQUEST']._serialized_end=677
+  _globals['_SERVEREQUEST']._serialized_start=679
+  _globals['_SERVEREQUEST']._serialized_end=762
+  _globals['_UNSERVEREQUEST']._serialized_start=764
+  _globals['_UNSERVEREQUEST']._serialized_end=811
+  _globals['_ADMINREPLY']._serialized_start=813
+  _globals['_ADMINREPLY']._serialized_end=855
+  _globals['_MEMBER']._serialized_start=857
+  _globals['_MEMBER']._serialized_end=912
+  _globals['_CONFIGUREREQUEST']._serialized_start=915
+  _globals['_CONFIGUREREQUEST']._serialized_end=1244
+  _globals['_CONFIGUREREPLY']._serialized_start=1246
+  _globals['_CONFIGUREREPLY']._serialized_end=1290
+  _globals['_HEALREQUEST']._serialized_start=1292
+  _globals['_HEALREQUEST']._serialized_end=1334
+  _globals['_HEALSTATUSREPLY']._serialized_start=1336
+  _globals['_HEALSTATUSREPLY']._serialized_end=1451
+  _globals['_SESSIONSREQUEST']._serialized_start=1453
+  _globals['_SESSIONSREQUEST']._serialized_end=1486
+  _globals['_CLIENTSESSION']._serialized_start=1489
+  _globals['_CLIENTSESSION']._serialized_end=1623
+  _globals['_SESSIONSREPLY']._serialized_start=1625
+  _globals['_SESSIONSREPLY']._serialized_end=1700
+  _globals['_REVOKEREQUEST']._serialized_start=1702
+  _globals['_REVOKEREQUEST']._serialized_end=1739
+  _globals['_REVOKEREPLY']._serialized_start=1741
+  _globals['_REVOKEREPLY']._serialized_end=1800
+  _globals['_ADMIN']._serialized_start=1803
+  _globals['_ADMIN']._serialized_end=2491
 # @@protoc_insertion_point(module_scope)

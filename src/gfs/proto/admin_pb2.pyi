@@ -31,7 +31,7 @@ class ServedBrick(_message.Message):
     def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class InfoReply(_message.Message):
-    __slots__ = ("err", "hostname", "zone", "version", "node_id", "roots", "bricks")
+    __slots__ = ("err", "hostname", "zone", "version", "node_id", "roots", "bricks", "revoked_digest")
     ERR_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class InfoReply(_message.Message):
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROOTS_FIELD_NUMBER: _ClassVar[int]
     BRICKS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_DIGEST_FIELD_NUMBER: _ClassVar[int]
     err: int
     hostname: str
     zone: str
@@ -46,7 +47,8 @@ class InfoReply(_message.Message):
     node_id: str
     roots: _containers.RepeatedCompositeFieldContainer[Root]
     bricks: _containers.RepeatedCompositeFieldContainer[ServedBrick]
-    def __init__(self, err: _Optional[int] = ..., hostname: _Optional[str] = ..., zone: _Optional[str] = ..., version: _Optional[str] = ..., node_id: _Optional[str] = ..., roots: _Optional[_Iterable[_Union[Root, _Mapping]]] = ..., bricks: _Optional[_Iterable[_Union[ServedBrick, _Mapping]]] = ...) -> None: ...
+    revoked_digest: str
+    def __init__(self, err: _Optional[int] = ..., hostname: _Optional[str] = ..., zone: _Optional[str] = ..., version: _Optional[str] = ..., node_id: _Optional[str] = ..., roots: _Optional[_Iterable[_Union[Root, _Mapping]]] = ..., bricks: _Optional[_Iterable[_Union[ServedBrick, _Mapping]]] = ..., revoked_digest: _Optional[str] = ...) -> None: ...
 
 class ProvisionRequest(_message.Message):
     __slots__ = ("root", "name", "volume_id", "volume", "brick")
@@ -225,3 +227,19 @@ class SessionsReply(_message.Message):
     err: int
     sessions: _containers.RepeatedCompositeFieldContainer[ClientSession]
     def __init__(self, err: _Optional[int] = ..., sessions: _Optional[_Iterable[_Union[ClientSession, _Mapping]]] = ...) -> None: ...
+
+class RevokeRequest(_message.Message):
+    __slots__ = ("fingerprints",)
+    FINGERPRINTS_FIELD_NUMBER: _ClassVar[int]
+    fingerprints: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fingerprints: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RevokeReply(_message.Message):
+    __slots__ = ("err", "message", "digest")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    message: str
+    digest: str
+    def __init__(self, err: _Optional[int] = ..., message: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...

@@ -79,6 +79,11 @@ class AdminStub:
                 request_serializer=gfs_dot_proto_dot_admin__pb2.SessionsRequest.SerializeToString,
                 response_deserializer=gfs_dot_proto_dot_admin__pb2.SessionsReply.FromString,
                 _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/gfs.admin.v1.Admin/Revoke',
+                request_serializer=gfs_dot_proto_dot_admin__pb2.RevokeRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_admin__pb2.RevokeReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -138,6 +143,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Revoke(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +196,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Sessions,
                     request_deserializer=gfs_dot_proto_dot_admin__pb2.SessionsRequest.FromString,
                     response_serializer=gfs_dot_proto_dot_admin__pb2.SessionsReply.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=gfs_dot_proto_dot_admin__pb2.RevokeRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_admin__pb2.RevokeReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -430,6 +446,33 @@ class Admin:
             '/gfs.admin.v1.Admin/Sessions',
             gfs_dot_proto_dot_admin__pb2.SessionsRequest.SerializeToString,
             gfs_dot_proto_dot_admin__pb2.SessionsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.admin.v1.Admin/Revoke',
+            gfs_dot_proto_dot_admin__pb2.RevokeRequest.SerializeToString,
+            gfs_dot_proto_dot_admin__pb2.RevokeReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,7 +19,17 @@ from typing import Any
 import grpc
 from cryptography import x509
 
-from gfs.certs import CA_CERT, CERT, KEY, CertError, Identity, Material, identity_from_uris, load
+from gfs.certs import (
+    CA_CERT,
+    CERT,
+    KEY,
+    CertError,
+    Identity,
+    Material,
+    fingerprint,
+    identity_from_uris,
+    load,
+)
 
 __all__ = [
     "CertError",
@@ -33,6 +43,7 @@ __all__ = [
     "load",
     "load_dir",
     "node_hosts",
+    "peer_fingerprint",
     "peer_identity",
     "server_credentials",
     "use",
@@ -191,3 +202,20 @@ def node_hosts(context: Any) -> frozenset[str] | None:
         return None
     pems = context.auth_context().get("x509_pem_cert", ())
     return _cert_hosts(pems[0]) if pems else frozenset()
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprint(pem: bytes) -> str | None:
+    # Cached: parsing a certificate on every call would cost more than the call, and a
+    # daemon meets few distinct certificates.
+    try:
+        return fingerprint(pem)
+    except CertError:
+        return None
+
+
+def peer_fingerprint(context: Any) -> str | None:
+    """The SHA-256 fingerprint of the caller's certificate (None for plaintext peers),
+    what the brick's revocation list holds."""
+    pems = context.auth_context().get("x509_pem_cert", ())
+    return _fingerprint(pems[0]) if pems else None

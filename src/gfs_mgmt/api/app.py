@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -42,14 +43,50 @@ def _validation_message(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
 
 
-def create_app(token: str, routers: list[Any]) -> FastAPI:
-    """The app; `token` is the admin bearer token required on every endpoint but health."""
+#: What a volume credential's token may call (route templates under /v1), on its own
+#: volumes only: what a mount needs (the layout, the volume's options, and asking gfsd
+#: to settle a primary that seems gone).
+CREDENTIAL_ROUTES = frozenset(
+    {
+        ("GET", "/volumes/{name}"),
+        ("GET", "/volumes/{name}/options"),
+        ("POST", "/volumes/{name}/replica-sets/{index}/reconcile"),
+    }
+)
+
+
+def create_app(
+    token: str,
+    routers: list[Any],
+    scoped: Callable[[str], frozenset[str] | None] | None = None,
+) -> FastAPI:
+    """The app; `token` is the admin bearer token, required on every endpoint but health.
+    `scoped(token)`: the volumes a volume credential's token may read (None: no such
+    live credential); such a token may call CREDENTIAL_ROUTES for those volumes only."""
 
     def require_token(
+        request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
-        if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
+        if creds is not None and hmac.compare_digest(creds.credentials.encode(), token.encode()):
+            return
+        volumes = scoped(creds.credentials) if creds is not None and scoped else None
+        if volumes is None:
             raise GfsError("unauthorized", "unauthorized", "missing or wrong bearer token")
+        route = request.scope.get("route")
+        # The route's own template; with or without the router's /v1 prefix, by version.
+        template = str(getattr(route, "path", "")).removeprefix("/v1")
+        if (request.method, template) not in CREDENTIAL_ROUTES:
+            raise GfsError(
+                "forbidden", "credential_scope", "a volume credential may only read volume layouts"
+            )
+        volume = request.path_params.get("name", "")
+        if volume not in volumes:
+            raise GfsError(
+                "forbidden",
+                "credential_scope",
+                f"this credential is not for volume {volume} (it is for {', '.join(sorted(volumes))})",
+            )
 
     app = FastAPI(
         title="gfsd",

@@ -161,6 +161,25 @@ def build(mgr: Manager) -> APIRouter:
         mgr.webhook_remove(hook_id)
         return Response(status_code=204)
 
+    @r.post(
+        "/credentials", response_model=m.CredentialIssued, status_code=201, tags=["credentials"]
+    )
+    def credential_create(body: m.CredentialCreate) -> m.CredentialIssued:
+        return mgr.credentials.create(body)
+
+    @r.get("/credentials", response_model=list[m.Credential], tags=["credentials"])
+    def credential_list(volume: str | None = None) -> list[m.Credential]:
+        return mgr.credentials.list(volume)
+
+    @r.get("/credentials/{name}", response_model=m.Credential, tags=["credentials"])
+    def credential_get(name: str) -> m.Credential:
+        return mgr.credentials.get(name)
+
+    @r.delete("/credentials/{name}", response_model=m.Credential, tags=["credentials"])
+    def credential_revoke(name: str) -> m.Credential:
+        """Revoke: its token stops working at once, the bricks refuse its certificate."""
+        return mgr.credentials.revoke(name)
+
     @r.get("/transactions/{txn_id}", response_model=m.Transaction, tags=["transactions"])
     def transaction(txn_id: str) -> m.Transaction:
         t = get_transaction(mgr.db, txn_id)

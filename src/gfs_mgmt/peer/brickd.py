@@ -135,6 +135,11 @@ class BrickdAdmin:
         r: apb.HealStatusReply = self._call("Heal", apb.HealRequest(brick=brick, full=full))
         return r
 
+    def revoke(self, fingerprints: list[str]) -> str:
+        """Replace the daemon's revocation list; returns its digest."""
+        r: apb.RevokeReply = self._call("Revoke", apb.RevokeRequest(fingerprints=fingerprints))
+        return r.digest
+
     def heal_status(self, brick: str) -> apb.HealStatusReply:
         r: apb.HealStatusReply = self._call("HealStatus", apb.HealRequest(brick=brick))
         return r

@@ -1,5 +1,6 @@
 """Peer liveness: a worker asks every peer's brick daemon for its facts, marks it
-online or offline and refreshes its brick roots' capacity. `run_once()` is one
+online or offline, refreshes its brick roots' capacity and sends the revocation
+list to a daemon whose list is out of date. `run_once()` is one
 pass (tests call it directly); `start()` runs passes in a thread."""
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from gfs.certs import revoked_digest
 from gfs_mgmt.peer.brickd import BrickdAdmin, PeerError
 from gfs_mgmt.store.db import Database
 from gfs_mgmt.store.models import Event, Peer, now
+from gfs_mgmt.volume.credentials import push_revocations, revoked_fingerprints
 from gfs_mgmt.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class PeerMonitor(Worker):
         with ThreadPoolExecutor(max(1, min(16, len(peers)))) as pool:
             answers = list(pool.map(probe, [a for _, a in peers]))
         seen: dict[str, bool] = {}
+        self._sync_revocations(peers, answers)
         with self.db.session() as s:
             for (peer_id, _), ans in zip(peers, answers, strict=True):
                 p = s.scalar(
@@ -69,3 +73,16 @@ class PeerMonitor(Worker):
                             row.used_bytes = r.used_bytes
                 seen[p.name] = online
         return seen
+
+    def _sync_revocations(self, peers: list[tuple[str, str]], answers: list[object]) -> None:
+        """A daemon whose revocation list differs from the store's (it was down during a
+        revoke, restarted without its file, or is new) gets the list again."""
+        digest = revoked_digest(set(revoked_fingerprints(self.db)))
+        stale = [
+            address
+            for (_, address), ans in zip(peers, answers, strict=True)
+            if not isinstance(ans, PeerError) and getattr(ans, "revoked_digest", "") != digest
+        ]
+        if stale:
+            log.info("revocations out of date on %s: pushing", ",".join(stale))
+            push_revocations(self.db, stale)

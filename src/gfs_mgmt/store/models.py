@@ -158,3 +158,21 @@ class Webhook(Base):
     created: Mapped[datetime] = mapped_column(default=now)
     #: The last event id delivered (or given up on) to this hook.
     last_event: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Credential(Base):
+    """A client certificate gfsd issued for some volumes, and its bearer token (hash)
+    for reading their layout. Kept after revocation: the bricks must refuse its
+    certificate until it expires."""
+
+    __tablename__ = "credentials"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    volumes: Mapped[list[Any]] = mapped_column(default=list)
+    #: SHA-256 of the certificate (DER), hex: what the bricks' revocation list holds
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    serial: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created: Mapped[datetime] = mapped_column(default=now)
+    not_after: Mapped[datetime]
+    revoked: Mapped[datetime | None] = mapped_column(default=None)

@@ -34,6 +34,7 @@ from gfs_mgmt.store.models import (
 from gfs_mgmt.txn.engine import Engine, Registry, Result, Step
 from gfs_mgmt.volume import options as vopts
 from gfs_mgmt.volume import sessions
+from gfs_mgmt.volume.credentials import Credentials
 from gfs_mgmt.volume.placement import Candidate, PlacementError, place
 from gfs_mgmt.volume.replication import Membership, set_wire
 
@@ -67,7 +68,9 @@ class Manager:
         self.registry.register("db_replace", self._db_replace, self._db_replace_undo)
         self.registry.register("unserve_quiet", self._unserve_quiet, self._noop)
         self.registry.register("options", self._options, self._options_undo)
+        self.credentials = Credentials(db, self.registry)
         self.engine = Engine(db, self.registry, self)
+        self.credentials.engine = self.engine
         self.membership = Membership(db)
 
     # -- peers -------------------------------------------------------------------------------
