@@ -1,7 +1,7 @@
 """Who may call what on a brick daemon, from the role in the caller's certificate.
 
     admin   (gfsd, operators)  every RPC, the Admin service included
-    node    (brick daemons)    every Brick RPC: data, Forward, Heartbeat, heal
+    node    (brick daemons)    every Brick RPC: data, Forward, Heartbeat, heal, LockSync
     client  (mounts)           the Brick data RPCs, only for bricks of the volumes
                                the certificate names
 
@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 BRICK_SERVICE = "/gfs.brick.v1.Brick/"
 ADMIN_SERVICE = "/gfs.admin.v1.Admin/"
 #: replication between the bricks of a set: never from a client
-NODE_ONLY = frozenset({"Forward", "Heartbeat", "HealEntries", "HealPut", "HealRemove", "HealSums"})
+NODE_ONLY = frozenset(
+    {"Forward", "Heartbeat", "HealEntries", "HealPut", "HealRemove", "HealSums", "LockSync"}
+)
 
 
 def allowed(
