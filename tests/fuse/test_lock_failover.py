@@ -148,18 +148,20 @@ while i < n:
     con.execute("BEGIN IMMEDIATE")
     (count,) = con.execute("SELECT count(*) FROM t").fetchone()
     (others,) = con.execute("SELECT count(*) FROM t WHERE who != ?", (who,)).fetchone()
-    if others >= i - LEAD:  # keep in step with the other mount's writer
+    ready = others >= i - LEAD  # keep in step with the other mount's writer
+    if ready:
         con.execute("INSERT INTO t(who, i, seen, pad) VALUES (?, ?, ?, randomblob(3000))",
                     (who, i, count))
         i += 1
         con.execute("COMMIT")
     else:
         con.execute("ROLLBACK")
-    if mode == "wal":  # let the other mount in
+    if mode == "wal":  # let the other mount in: the connection holds the database
         con.close()
+    if not ready:
+        time.sleep(0.25)  # the other writer's turn: its busy handler polls every 0.1 s
+    if mode == "wal":
         con = connect()
-    if others < i - LEAD:
-        time.sleep(0.01)  # the other writer's turn
 con.close()
 print("done")
 """

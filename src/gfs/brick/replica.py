@@ -737,7 +737,7 @@ class Replica:
             targets = [
                 (b, addr, st == "in_sync")
                 for b, (addr, st) in cfg.members.items()
-                if b != self.name and (st == "in_sync" or b in self.healing) and b in (only or b)
+                if b != self.name and (st == "in_sync" or b in self.healing) and only in ("", b)
             ]
             if not targets:
                 return 0

@@ -459,6 +459,8 @@ class BrickService:
         b.getattr(req.gfid)  # ESTALE for an unknown object
         table = self.locks.get(req.brick)
         rep = self.replicas.get(req.brick)
+        if rep is not None and rep.cfg.primary != req.brick:
+            return pb.LockReply(err=NOT_PRIMARY)  # a member's table is the primary's copy
         if table is None:  # the brick stopped being served meanwhile
             return pb.LockReply(err=self.missing(req.brick))
         # flock(2) locks and record locks do not interact (as on Linux): separate keys
