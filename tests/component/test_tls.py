@@ -91,6 +91,8 @@ def test_client_may_not_call_admin_or_replication(tb: TlsBrick) -> None:
         assert code(lambda: brick(ch).Forward(fwd, timeout=5)) == denied
         put = brick_pb2.HealPutRequest(brick="b0", epoch=1_000_000)
         assert code(lambda: brick(ch).HealPut(put, timeout=5)) == denied
+        sync = brick_pb2.LockSyncRequest(brick="b0", epoch=1_000_000, full=True)
+        assert code(lambda: brick(ch).LockSync(sync, timeout=5)) == denied
 
 
 def test_node_may_forward_but_not_administer(tb: TlsBrick) -> None:
@@ -98,6 +100,8 @@ def test_node_may_forward_but_not_administer(tb: TlsBrick) -> None:
         # Answered by the brick (an errno as data: b0 is no configured replica), not refused.
         reply = brick(ch).Forward(brick_pb2.ForwardRequest(brick="b0", epoch=1), timeout=5)
         assert reply.err != 0
+        sync = brick_pb2.LockSyncRequest(brick="b0", epoch=1, full=True)
+        assert brick(ch).LockSync(sync, timeout=5).err != 0
         denied = grpc.StatusCode.PERMISSION_DENIED
         assert code(lambda: admin(ch).Info(admin_pb2.InfoRequest(), timeout=5)) == denied
 

@@ -1,7 +1,7 @@
 """Who may call what on a brick daemon, from the role in the caller's certificate.
 
     admin   (gfsd, operators)  every RPC, the Admin service included
-    node    (brick daemons)    every Brick RPC: data, Forward, Heartbeat, heal
+    node    (brick daemons)    every Brick RPC: data, Forward, Heartbeat, heal, LockSync
     client  (mounts)           the Brick data RPCs, only for bricks of the volumes
                                the certificate names
 

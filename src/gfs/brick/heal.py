@@ -507,6 +507,10 @@ def heal_member(rep: Replica, member: str, address: str, stats: HealStats | None
         with rep.gate.exclusive():
             if rep.healing.get(member) is not False or rep.cfg.epoch != cfg.epoch:
                 continue  # a forward failed or the configuration moved: crawl again
+            if member not in rep.lock_synced and (
+                rep.sync_locks([], only=member) or member not in rep.lock_synced
+            ):
+                continue  # it must hold the lock table before it may take over
 
             def rejoin(api: Any, c: Config = cfg) -> None:
                 api.replica_rejoin(c.volume, c.set_index, c.epoch, member, rep.name)

@@ -32,6 +32,7 @@ import grpc
 
 from gfs.api.client import ApiError
 from gfs.api.client import Client as ApiClient
+from gfs.brick import locks
 from gfs.brick.store import Brick
 from gfs.brick.sys import RENAME_EXCHANGE
 from gfs.proto import brick_pb2 as pb
@@ -49,6 +50,8 @@ NOT_SERVED = (errno.ENODEV, errno.ESHUTDOWN)
 #: Heartbeat answer of a member served but not configured yet: not a grant, and not
 #: proof of life either (it cannot grant until gfsd configures it).
 NOT_CONFIGURED = errno.EAGAIN
+#: LockSync answer of a member that has not had the whole lock table from this primary
+LOCKS_WANTED = errno.ENOENT
 
 READS = ops.names(ops.READ)
 #: Operations on a handle: ordered under the handle's GFID. Members hold no handles: a
@@ -265,6 +268,15 @@ class Replica:
         #: what members missed before they left in_sync (forwards that failed)
         self._missed: dict[str, set[bytes]] = {}
         self.epoch_changes = 0
+        #: this brick's lock table (set by the service): as primary we copy it to the
+        #: members (LockSync), as a member we hold the primary's copy
+        self.lock_table: locks.LockTable | None = None
+        #: as primary: members that have had the whole table from us (the others get
+        #: all of it with the next sync)
+        self.lock_synced: set[str] = set()
+        #: as a member: the primary whose whole table we installed ("" after a restart:
+        #: deltas alone are refused until the whole table came)
+        self.lock_baseline = ""
         # Set when we become primary: a mutation the old primary forwarded to only some
         # members (then died, and its client gave up) may linger on one of them, so the
         # heal worker crawls every member once.
@@ -289,6 +301,11 @@ class Replica:
                 return errno.EBUSY
             if cfg.epoch > self.cfg.epoch or cfg.primary != self.cfg.primary:
                 self.healing = {}
+            if cfg.primary != self.cfg.primary:
+                self.lock_synced = set()
+                self.lock_baseline = ""
+            else:  # one that left in_sync may have missed changes: all of it again
+                self.lock_synced &= set(cfg.in_sync())
             if cfg.primary != self.cfg.primary:
                 self.lease.clear()
                 self.changes.clear()
@@ -707,6 +724,107 @@ class Replica:
             return 0
         return errno.EIO
 
+    # -- lock state (docs/replication.md, "Locks") ---------------------------------------------
+
+    def sync_locks(self, keys: list[bytes], only: str = "") -> int:
+        """As primary: copy the lock state of `keys` to every other in-sync member (and
+        those being healed), the whole table to one that has not had it; 0 once every
+        in-sync member has it, else the errno to answer (a member that failed is first
+        removed from in_sync, as for a forward: I4). `only`: to that member alone."""
+        table = self.lock_table
+        for _ in range(3):
+            cfg = self.cfg
+            if table is None or cfg.primary != self.name:
+                return NOT_PRIMARY
+            targets = [
+                (b, addr, st == "in_sync")
+                for b, (addr, st) in cfg.members.items()
+                if b != self.name and (st == "in_sync" or b in self.healing) and only in ("", b)
+            ]
+            if not targets:
+                return 0
+            synced = set(self.lock_synced)
+            full = table.snapshot() if any(b not in synced for b, _, _ in targets) else None
+            delta = table.snapshot(keys)
+            calls = []
+            with pool.batch() as batch:
+                for b, addr, counted in targets:
+                    snap = delta if b in synced or full is None else full
+                    req = lock_sync_request(snap, b not in synced)
+                    req.brick, req.epoch, req.sender = b, cfg.epoch, self.name
+                    fut = batch.start(brick_stub(addr).LockSync, req, cfg.failure_timeout)
+                    calls.append((b, counted, fut))
+            failed: list[str] = []
+            newer, again = 0, False
+            for b, counted, fut in calls:
+                try:
+                    r = fut.result()
+                    err = r.err
+                except grpc.RpcError as e:
+                    err = errno.EIO
+                    log.warning(
+                        "lock sync failed brick=%s member=%s status=%s",
+                        self.name,
+                        b,
+                        e.code() if isinstance(e, grpc.Call) else "?",
+                    )
+                if err == errno.ESTALE:
+                    newer = max(newer, r.epoch)
+                    continue
+                if not err:
+                    self.lock_synced.add(b)
+                    continue
+                self.lock_synced.discard(b)
+                if err == LOCKS_WANTED:
+                    again = True  # it lost its copy (restarted): the whole table now
+                    continue
+                if counted:
+                    log.warning("lock sync refused brick=%s member=%s err=%d", self.name, b, err)
+                    failed.append(b)
+                else:
+                    self.healing[b] = True  # dirty: heal again before it rejoins
+            if newer:
+                cfg = self.wait_epoch(newer, 2.0)
+                if cfg.epoch < newer or cfg.primary != self.name:
+                    self.confirmed = cfg.epoch >= newer
+                    return NOT_PRIMARY
+                continue
+            if failed:
+                return self.drop_members(cfg, failed)
+            if again:
+                continue
+            return 0
+        return errno.EIO
+
+    def lock_sync_due(self) -> list[str]:
+        """As primary: in-sync (or healing) members that have not had the whole table."""
+        cfg = self.cfg
+        if self.lock_table is None or not self.confirmed or cfg.primary != self.name:
+            return []
+        return [
+            b
+            for b, (_, st) in cfg.members.items()
+            if b != self.name
+            and (st == "in_sync" or b in self.healing)
+            and b not in self.lock_synced
+        ]
+
+    def on_lock_sync(self, req: pb.LockSyncRequest, table: locks.LockTable) -> pb.LockSyncReply:
+        """As a member: install the primary's lock state (fenced like a forward)."""
+        cfg = self.cfg
+        if req.epoch < cfg.epoch:
+            return pb.LockSyncReply(err=errno.ESTALE, epoch=cfg.epoch)
+        if not self.sender_ok("LockSync", req.epoch, req.sender):
+            return pb.LockSyncReply(err=errno.EACCES, epoch=cfg.epoch)
+        if not req.full and self.lock_baseline != req.sender:
+            return pb.LockSyncReply(err=LOCKS_WANTED, epoch=cfg.epoch)
+        n = table.install(lock_snapshot(req), req.full)
+        if req.full:
+            self.lock_baseline = req.sender
+        log.debug("lock sync brick=%s full=%s keys=%d changed=%d", self.name, req.full,
+                  len(req.keys), n)  # fmt: skip
+        return pb.LockSyncReply(epoch=cfg.epoch)
+
     def _unpin_elsewhere(self, gfid: bytes) -> None:
         """Best effort, unawaited: Unpin `gfid` on every other member (one outside
         in_sync may still hold a pin from before; one without it answers success)."""
@@ -837,6 +955,48 @@ class Replica:
                 log.warning("times not set brick=%s op=%s err=%s", self.name, f.method, e)
 
 
+LOCK_TYPES = {locks.READ: pb.LOCK_TYPE_READ, locks.WRITE: pb.LOCK_TYPE_WRITE}
+LOCK_KINDS = {v: k for k, v in LOCK_TYPES.items()}
+
+
+def lock_sync_request(snap: locks.Snapshot, full: bool) -> pb.LockSyncRequest:
+    return pb.LockSyncRequest(
+        full=full,
+        stamp_epoch=snap.stamp[0],
+        seq=snap.stamp[1],
+        keys=[
+            pb.LockKeyState(
+                key=k,
+                epoch=st[0],
+                seq=st[1],
+                locks=[
+                    pb.LockEntry(
+                        owner=lk.owner,
+                        type=LOCK_TYPES[lk.type],
+                        start=lk.start,
+                        end=lk.end,
+                        pid=lk.pid,
+                    )
+                    for lk in snap.locks.get(k, ())
+                ],
+            )
+            for k, st in snap.stamps.items()
+        ],
+    )
+
+
+def lock_snapshot(req: pb.LockSyncRequest) -> locks.Snapshot:
+    """The snapshot a LockSync carries (`full`: stamped with the request's epoch, seq)."""
+    snap = locks.Snapshot(stamp=(req.stamp_epoch, req.seq) if req.full else (0, 0))
+    for ks in req.keys:
+        snap.stamps[ks.key] = (ks.epoch, ks.seq)
+        snap.locks[ks.key] = [
+            locks.Lock(e.owner, LOCK_KINDS.get(e.type, locks.WRITE), e.start, e.end, e.pid)
+            for e in ks.locks
+        ]
+    return snap
+
+
 def _log_unpin(brick: str, member: str, fut: Any) -> None:
     try:
         fut.result()
@@ -861,6 +1021,7 @@ class LeaseWorker:
         self.tick = tick
         self._stop = threading.Event()
         self._dropping: set[str] = set()
+        self._lock_syncing: set[str] = set()
         self._mu = threading.Lock()
 
     def start(self) -> None:
@@ -903,6 +1064,26 @@ class LeaseWorker:
             silent, not_served = rep.failed_members()
             if (silent or not_served) and rep.cfg.primary == rep.name:
                 self._drop(rep, silent, not_served)
+            elif rep.lock_sync_due():
+                self._sync_locks(rep)
+
+    def _sync_locks(self, rep: Replica) -> None:
+        """A member (re)joined, or is being healed, without the lock table: send it all
+        now, not only with the next lock change (off this thread: a lease round must not
+        wait for it)."""
+        with self._mu:
+            if rep.name in self._lock_syncing:
+                return
+            self._lock_syncing.add(rep.name)
+
+        def run() -> None:
+            try:
+                rep.sync_locks([])
+            finally:
+                with self._mu:
+                    self._lock_syncing.discard(rep.name)
+
+        threading.Thread(target=run, name="locksync", daemon=True).start()
 
     def _drop(self, rep: Replica, silent: list[str], not_served: list[str]) -> None:
         with self._mu:

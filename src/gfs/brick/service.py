@@ -6,7 +6,7 @@ import errno
 import functools
 import logging
 import os
-import time
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +39,9 @@ Handler = Callable[[Any, Any, grpc.ServicerContext], Any]
 #: Request fields that name an object (16 bytes when given) and that hold one file name.
 GFID_FIELDS = ("gfid", "parent", "old_parent", "new_parent")
 NAME_FIELDS = ("name", "old_name", "new_name")
+#: keepalive interval assumed for a lock owner a promoted primary has not heard from,
+#: when it knows no live session of the brick (the client's default keepalive=)
+LOCK_GRACE_INTERVAL = 10.0
 #: Executing a file with this xattr grants capabilities, like setuid root.
 CAPABILITY_XATTR = b"security.capability"
 
@@ -176,12 +179,22 @@ class BrickService:
         self.unconfigured: set[str] = set()
         #: (brick, address) refused by auth.* and logged once
         self._refused_logged: set[tuple[str, str]] = set()
+        #: replicated bricks this daemon holds the lock table of as primary
+        self._lock_primary: set[str] = set()
 
     def _session_gone(self, brick: str, session: str) -> None:
         table = self.locks.get(brick)
-        n = table.drop_owners(lockowner.prefix(session)) if table is not None else 0
-        if n:
-            log.info("session gone brick=%s session=%s locks_dropped=%d", brick, session, n)
+        rep = self.replicas.get(brick)
+        if table is None or (rep is not None and rep.cfg.primary != brick):
+            return  # a member's copy follows the primary's table (LockSync)
+        keys = table.drop_owners(lockowner.prefix(session), rep.cfg.epoch if rep else 0)
+        if keys:
+            log.info("session gone brick=%s session=%s lock_keys=%d", brick, session, len(keys))
+        if keys and rep is not None:
+            # Called under the session table's mutex: the members hear of it from a thread.
+            threading.Thread(
+                target=rep.sync_locks, args=(keys,), name="locksync", daemon=True
+            ).start()
 
     def add(self, brick: Brick, replicated: bool = False) -> None:
         """`replicated`: a replica set's brick, which serves no client until configured."""
@@ -192,10 +205,22 @@ class BrickService:
         self.stopped.discard(brick.name)
 
     def configured(self, name: str, rep: Replica) -> None:
+        table = self.locks.get(name)
+        rep.lock_table = table
         self.replicas[name] = rep
         self.unconfigured.discard(name)
+        if rep.cfg.primary != name:
+            self._lock_primary.discard(name)
+        elif name not in self._lock_primary and table is not None:
+            self._lock_primary.add(name)
+            # Promoted with the old primary's locks: their owners get one session expiry
+            # to be heard here before the locks go (docs/replication.md, "Locks").
+            owners = self.sessions.grace(name, table.sessions(), LOCK_GRACE_INTERVAL)
+            if owners:
+                log.info("lock owners on grace brick=%s sessions=%d", name, len(owners))
 
     def remove(self, name: str, stopped: bool = False) -> Brick | None:
+        self._lock_primary.discard(name)
         brick = self.bricks.pop(name, None)
         self.locks.pop(name, None)
         self.replicas.pop(name, None)
@@ -466,6 +491,9 @@ class BrickService:
             return pb.LockReply(err=errno.EINVAL)
         b.getattr(req.gfid)  # ESTALE for an unknown object
         table = self.locks.get(req.brick)
+        rep = self.replicas.get(req.brick)
+        if rep is not None and rep.cfg.primary != req.brick:
+            return pb.LockReply(err=NOT_PRIMARY)  # a member's table is the primary's copy
         if table is None:  # the brick stopped being served meanwhile
             return pb.LockReply(err=self.missing(req.brick))
         # flock(2) locks and record locks do not interact (as on Linux): separate keys
@@ -485,10 +513,15 @@ class BrickService:
         if req.wait:
             remaining = ctx.time_remaining()
             # Leave time for the reply to travel before the caller's deadline.
-            wait_until = time.monotonic() + max(0.0, (remaining or 30.0) - 0.2)
+            wait_until = table.clock() + max(0.0, (remaining or 30.0) - 0.2)
+        epoch = rep.cfg.epoch if rep is not None else 0
         table.set(
-            key, req.owner, req.type, req.start, req.length, req.pid, wait_until, ctx.is_active
-        )
+            key, req.owner, req.type, req.start, req.length, req.pid, wait_until, ctx.is_active,
+            epoch,
+        )  # fmt: skip
+        if rep is not None:
+            # Answered only once every in-sync member holds it too: a failover keeps it.
+            return pb.LockReply(err=rep.sync_locks([key]))
         return pb.LockReply()
 
     # -- replication -----------------------------------------------------------------------
@@ -517,6 +550,19 @@ class BrickService:
             else:  # not served: the primary counts this member as failed
                 errs.append(self.missing(ask.brick))
         return pb.HeartbeatReply(errs=errs)
+
+    def LockSync(self, req: pb.LockSyncRequest, ctx: Any) -> pb.LockSyncReply:
+        rep = self.replicas.get(req.brick)
+        table = self.locks.get(req.brick)
+        if rep is None or table is None:
+            return pb.LockSyncReply(err=self.missing(req.brick))
+        if not self.certified(rep, ctx, "LockSync", req.sender):
+            return pb.LockSyncReply(err=errno.EACCES, epoch=rep.cfg.epoch)
+        try:
+            return rep.on_lock_sync(req, table)
+        except Exception:
+            log.exception("lock sync brick=%s failed", req.brick)
+            return pb.LockSyncReply(err=errno.EIO)
 
     def Session(self, req: pb.SessionRequest, ctx: grpc.ServicerContext) -> pb.Reply:
         if self.refused(req.brick, ctx):

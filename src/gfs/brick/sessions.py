@@ -33,6 +33,8 @@ class Session:
     peer: str
     interval: float
     seen: float
+    #: kept for its locks only (Sessions.grace): not listed as a mount
+    placeholder: bool = False
 
     def expired(self, now: float) -> bool:
         return now - self.seen > EXPIRY * self.interval
@@ -89,10 +91,29 @@ class Sessions:
                 del self._d[key]
                 self._on_gone(*key)
 
+    def grace(self, brick: str, sessions: Collection[str], default: float) -> list[str]:
+        """A newly promoted primary's grace for lock owners it has not heard from (their
+        mount may not have told this brick yet, or it expired here while the old primary
+        still heard it): each gets a placeholder session that expires like one not heard
+        for an interval (the longest interval of the brick's live sessions, else
+        `default`), unless the mount announces itself meanwhile. The sessions adopted."""
+        now = self._clock()
+        with self._mu:
+            live = [s.interval for s in self._d.values() if s.brick == brick]
+            interval = max(live, default=default)
+            adopted = [s for s in sessions if (brick, s) not in self._d]
+            for s in adopted:
+                self._d[(brick, s)] = Session(brick, s, "", "", 0, "", interval, now, True)
+            return adopted
+
     def list(self, bricks: Collection[str] = ()) -> list[tuple[Session, float]]:
         """(session, seconds since heard) of the live sessions of `bricks` (all if empty)."""
         names = set(bricks)
         now = self._clock()
         with self._mu:
             self._prune(now)
-            return [(s, now - s.seen) for s in self._d.values() if not names or s.brick in names]
+            return [
+                (s, now - s.seen)
+                for s in self._d.values()
+                if not s.placeholder and (not names or s.brick in names)
+            ]

@@ -666,3 +666,55 @@ class SessionRequest(_message.Message):
     interval: float
     end: bool
     def __init__(self, brick: _Optional[str] = ..., session: _Optional[str] = ..., hostname: _Optional[str] = ..., mountpoint: _Optional[str] = ..., pid: _Optional[int] = ..., interval: _Optional[float] = ..., end: _Optional[bool] = ...) -> None: ...
+
+class LockEntry(_message.Message):
+    __slots__ = ("owner", "type", "start", "end", "pid")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    owner: bytes
+    type: LockType
+    start: int
+    end: int
+    pid: int
+    def __init__(self, owner: _Optional[bytes] = ..., type: _Optional[_Union[LockType, str]] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class LockKeyState(_message.Message):
+    __slots__ = ("key", "epoch", "seq", "locks")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    LOCKS_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    epoch: int
+    seq: int
+    locks: _containers.RepeatedCompositeFieldContainer[LockEntry]
+    def __init__(self, key: _Optional[bytes] = ..., epoch: _Optional[int] = ..., seq: _Optional[int] = ..., locks: _Optional[_Iterable[_Union[LockEntry, _Mapping]]] = ...) -> None: ...
+
+class LockSyncRequest(_message.Message):
+    __slots__ = ("brick", "epoch", "sender", "full", "seq", "keys", "stamp_epoch")
+    BRICK_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    STAMP_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    brick: str
+    epoch: int
+    sender: str
+    full: bool
+    seq: int
+    keys: _containers.RepeatedCompositeFieldContainer[LockKeyState]
+    stamp_epoch: int
+    def __init__(self, brick: _Optional[str] = ..., epoch: _Optional[int] = ..., sender: _Optional[str] = ..., full: _Optional[bool] = ..., seq: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[LockKeyState, _Mapping]]] = ..., stamp_epoch: _Optional[int] = ...) -> None: ...
+
+class LockSyncReply(_message.Message):
+    __slots__ = ("err", "epoch")
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    err: int
+    epoch: int
+    def __init__(self, err: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...

@@ -204,6 +204,11 @@ class BrickStub:
                 request_serializer=gfs_dot_proto_dot_brick__pb2.SessionRequest.SerializeToString,
                 response_deserializer=gfs_dot_proto_dot_brick__pb2.Reply.FromString,
                 _registered_method=True)
+        self.LockSync = channel.unary_unary(
+                '/gfs.brick.v1.Brick/LockSync',
+                request_serializer=gfs_dot_proto_dot_brick__pb2.LockSyncRequest.SerializeToString,
+                response_deserializer=gfs_dot_proto_dot_brick__pb2.LockSyncReply.FromString,
+                _registered_method=True)
 
 
 class BrickServicer:
@@ -413,6 +418,12 @@ class BrickServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LockSync(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BrickServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -585,6 +596,11 @@ def add_BrickServicer_to_server(servicer, server):
                     servicer.Session,
                     request_deserializer=gfs_dot_proto_dot_brick__pb2.SessionRequest.FromString,
                     response_serializer=gfs_dot_proto_dot_brick__pb2.Reply.SerializeToString,
+            ),
+            'LockSync': grpc.unary_unary_rpc_method_handler(
+                    servicer.LockSync,
+                    request_deserializer=gfs_dot_proto_dot_brick__pb2.LockSyncRequest.FromString,
+                    response_serializer=gfs_dot_proto_dot_brick__pb2.LockSyncReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1505,6 +1521,33 @@ class Brick:
             '/gfs.brick.v1.Brick/Session',
             gfs_dot_proto_dot_brick__pb2.SessionRequest.SerializeToString,
             gfs_dot_proto_dot_brick__pb2.Reply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LockSync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gfs.brick.v1.Brick/LockSync',
+            gfs_dot_proto_dot_brick__pb2.LockSyncRequest.SerializeToString,
+            gfs_dot_proto_dot_brick__pb2.LockSyncReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -95,6 +95,7 @@ _TABLE = [
     Op("HealPut", pb.HealPutRequest, pb.EntryReply, REPLICATION),
     Op("HealRemove", pb.HealRemoveRequest, pb.Reply, REPLICATION),
     Op("HealSums", pb.GfidRequest, pb.HealSumsReply, REPLICATION),
+    Op("LockSync", pb.LockSyncRequest, pb.LockSyncReply, REPLICATION),
     Op("Session", pb.SessionRequest, pb.Reply, SESSION),
 ]
 
