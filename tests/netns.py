@@ -11,6 +11,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.cluster import Cluster
+from tests.procs import BrickDaemon, Gfsd
+from tests.replicas import start_demo
 
 
 def ip(*args: str, ns: str | None = None) -> None:
@@ -72,3 +77,37 @@ def network(count: int, prefix: str = "10.231.5") -> Iterator[Net]:
             subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=10)
         for ns in net.nodes:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
+@contextmanager
+def demo_on(net: Net, tmp: Path, in_namespaces: bool) -> Iterator[Cluster]:
+    """gfsd on the bridge and three brick daemons, each in its node's namespace
+    (`in_namespaces`) or on the bridge too, with the started replica-3 volume `demo`."""
+    g = Gfsd(tmp / "gfsd", tmp / "gfsd.log", host=net.bridge_ip)
+    nodes: list[BrickDaemon] = []
+    roots: list[Path] = []
+    try:
+        for i in range(3):
+            root = tmp / f"n{i}" / "root"
+            root.mkdir(parents=True)
+            roots.append(root)
+            nodes.append(
+                BrickDaemon(
+                    {f"boot{i}": tmp / f"n{i}" / "boot"},
+                    tmp / f"n{i}.log",
+                    ["--root", str(root), "--zone", f"z{i}"],
+                    host=net.node_ip(i) if in_namespaces else net.bridge_ip,
+                    wrap=net.wrap(i) if in_namespaces else None,
+                ).start()
+            )
+        g.start()
+        c = Cluster(g, nodes, roots)
+        with c.client() as api:
+            for d in nodes:
+                api.peer_add(d.address)
+            start_demo(api, "100MiB")
+        yield c
+    finally:
+        g.stop()
+        for d in nodes:
+            d.stop()

@@ -112,4 +112,10 @@ def assert_identical(c: Cluster, times: bool = False) -> None:
     trees = [tree(Path(b.path), times) for b in layout(c).bricks]
     assert trees[0], "the primary's brick is empty"
     for t in trees[1:]:
-        assert t == trees[0]
+        if t != trees[0]:
+            diff = {
+                k: (trees[0].get(k), t.get(k))
+                for k in sorted(set(t) | set(trees[0]))
+                if t.get(k) != trees[0].get(k)
+            }
+            raise AssertionError(f"replicas differ (primary's, member's): {diff}"[:4000])

@@ -6,50 +6,16 @@ the rule goes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from gfs.api.client import ApiError
 from tests.cluster import Cluster
-from tests.netns import Net, network
-from tests.procs import BrickDaemon, Gfsd, Mount, is_mounted, wait_for
-from tests.replicas import start_demo
+from tests.netns import Net, demo_on, network
+from tests.procs import Mount, is_mounted, wait_for
 
 DEADLINE = 30
-
-
-@contextmanager
-def cluster_on(net: Net, tmp: Path) -> Iterator[Cluster]:
-    g = Gfsd(tmp / "gfsd", tmp / "gfsd.log", host=net.bridge_ip)
-    nodes: list[BrickDaemon] = []
-    roots: list[Path] = []
-    try:
-        for i in range(3):
-            root = tmp / f"n{i}" / "root"
-            root.mkdir(parents=True)
-            roots.append(root)
-            nodes.append(
-                BrickDaemon(
-                    {f"boot{i}": tmp / f"n{i}" / "boot"},
-                    tmp / f"n{i}.log",
-                    ["--root", str(root), "--zone", f"z{i}"],
-                    host=net.bridge_ip,
-                ).start()
-            )
-        g.start()
-        c = Cluster(g, nodes, roots)
-        with c.client() as api:
-            for d in nodes:
-                api.peer_add(d.address)
-            start_demo(api, "100MiB")
-        yield c
-    finally:
-        g.stop()
-        for d in nodes:
-            d.stop()
 
 
 def client(c: Cluster, net: Net, i: int, tmp: Path) -> Mount:
@@ -68,7 +34,7 @@ def refused(path: Path) -> bool:
 
 
 def test_auth_rules_refuse_and_admit_client_addresses(tmp_path: Path) -> None:
-    with network(2, prefix="10.231.7") as net, cluster_on(net, tmp_path) as c:
+    with network(2, prefix="10.231.7") as net, demo_on(net, tmp_path, in_namespaces=False) as c:
         a, b = net.node_ip(0), net.node_ip(1)
         with c.client() as api:
             with pytest.raises(ApiError) as e:

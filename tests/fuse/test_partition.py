@@ -13,43 +13,16 @@ from typing import Any
 import grpc
 
 from tests.cluster import Cluster
-from tests.netns import network
-from tests.procs import BrickDaemon, Gfsd, wait_for
-from tests.replicas import all_in_sync, assert_identical, layout, make_file, mount, start_demo
+from tests.netns import demo_on, network
+from tests.procs import wait_for
+from tests.replicas import all_in_sync, assert_identical, layout, make_file, mount
 
 ROOT = b"\0" * 15 + b"\1"
 
 
 def test_primary_cut_off_from_gfsd_and_a_secondary(tmp_path: Path) -> None:
-    with network(3) as net:
-        g = Gfsd(tmp_path / "gfsd", tmp_path / "gfsd.log", host=net.bridge_ip)
-        nodes: list[BrickDaemon] = []
-        roots = []
-        try:
-            for i in range(3):
-                root = tmp_path / f"n{i}" / "root"
-                root.mkdir(parents=True)
-                roots.append(root)
-                nodes.append(
-                    BrickDaemon(
-                        {f"boot{i}": tmp_path / f"n{i}" / "boot"},
-                        tmp_path / f"n{i}.log",
-                        ["--root", str(root), "--zone", f"z{i}"],
-                        host=net.node_ip(i),
-                        wrap=net.wrap(i),
-                    ).start()
-                )
-            g.start()
-            c = Cluster(g, nodes, roots)
-            with c.client() as api:
-                for d in nodes:
-                    api.peer_add(d.address)
-                start_demo(api, "100MiB")
-            run_partition(c, net, tmp_path)
-        finally:
-            g.stop()
-            for d in nodes:
-                d.stop()
+    with network(3) as net, demo_on(net, tmp_path, in_namespaces=True) as c:
+        run_partition(c, net, tmp_path)
 
 
 def run_partition(c: Cluster, net: Any, tmp_path: Path) -> None:

@@ -656,11 +656,7 @@ class Replica:
         of success (0: every in-sync member has it)."""
         for _ in range(3):
             cfg = self.cfg
-            targets = [
-                (b, addr, st == "in_sync")
-                for b, (addr, st) in cfg.members.items()
-                if b != self.name and (st == "in_sync" or b in self.healing)
-            ]
+            targets = self._targets(cfg)
             calls = []
             with pool.batch() as batch:  # all in flight at once
                 for b, addr, counted in targets:
@@ -712,17 +708,34 @@ class Replica:
                         failed.append(b)
                     else:
                         self.healing[b] = True  # dirty: heal again before it rejoins
-            if newer:
-                # gfsd may have told the members before us: wait briefly for our own copy.
-                cfg = self.wait_epoch(newer, 2.0)
-                if cfg.epoch < newer or cfg.primary != self.name:
-                    self.confirmed = cfg.epoch >= newer
-                    return NOT_PRIMARY
-                continue
-            if failed:
-                return self.drop_members(cfg, failed)
-            return 0
+            end = self._round_end(cfg, newer, failed)
+            if end is not None:
+                return end
         return errno.EIO
+
+    def _targets(self, cfg: Config, only: str = "") -> list[tuple[str, str, bool]]:
+        """The members a primary sends a change to: (brick, address, counted) for every
+        other in-sync member and every one being healed (not counted: a failure marks
+        it dirty instead of removing it). `only`: that member alone."""
+        return [
+            (b, addr, st == "in_sync")
+            for b, (addr, st) in cfg.members.items()
+            if b != self.name and (st == "in_sync" or b in self.healing) and only in ("", b)
+        ]
+
+    def _round_end(self, cfg: Config, newer: int, failed: list[str]) -> int | None:
+        """After one round of calls to the members: the errno to answer (0: all have
+        it), or None to go round again (a newer epoch that still names us primary)."""
+        if newer:
+            # gfsd may have told the members before us: wait briefly for our own copy.
+            now = self.wait_epoch(newer, 2.0)
+            if now.epoch < newer or now.primary != self.name:
+                self.confirmed = now.epoch >= newer
+                return NOT_PRIMARY
+            return None
+        if failed:
+            return self.drop_members(cfg, failed)
+        return 0
 
     # -- lock state (docs/replication.md, "Locks") ---------------------------------------------
 
@@ -736,11 +749,7 @@ class Replica:
             cfg = self.cfg
             if table is None or cfg.primary != self.name:
                 return NOT_PRIMARY
-            targets = [
-                (b, addr, st == "in_sync")
-                for b, (addr, st) in cfg.members.items()
-                if b != self.name and (st == "in_sync" or b in self.healing) and only in ("", b)
-            ]
+            targets = self._targets(cfg, only)
             if not targets:
                 return 0
             synced = set(self.lock_synced)
@@ -783,17 +792,10 @@ class Replica:
                     failed.append(b)
                 else:
                     self.healing[b] = True  # dirty: heal again before it rejoins
-            if newer:
-                cfg = self.wait_epoch(newer, 2.0)
-                if cfg.epoch < newer or cfg.primary != self.name:
-                    self.confirmed = cfg.epoch >= newer
-                    return NOT_PRIMARY
-                continue
-            if failed:
-                return self.drop_members(cfg, failed)
-            if again:
-                continue
-            return 0
+            end = self._round_end(cfg, newer, failed)
+            if end is None or (end == 0 and again and not failed):
+                continue  # again: the whole table to a member that lost its copy
+            return end
         return errno.EIO
 
     def lock_sync_due(self) -> list[str]:
