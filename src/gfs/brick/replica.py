@@ -739,11 +739,13 @@ class Replica:
 
     # -- lock state (docs/replication.md, "Locks") ---------------------------------------------
 
-    def sync_locks(self, keys: list[bytes], only: str = "") -> int:
+    def sync_locks(self, keys: list[bytes], only: str = "", drop: bool = True) -> int:
         """As primary: copy the lock state of `keys` to every other in-sync member (and
         those being healed), the whole table to one that has not had it; 0 once every
         in-sync member has it, else the errno to answer (a member that failed is first
-        removed from in_sync, as for a forward: I4). `only`: to that member alone."""
+        removed from in_sync, as for a forward: I4). `only`: to that member alone.
+        `drop=False` (a sync no client waits for): a member that fails is left to the
+        failure detector, and the next lock change tries it again."""
         table = self.lock_table
         for _ in range(3):
             cfg = self.cfg
@@ -787,9 +789,11 @@ class Replica:
                 if err == LOCKS_WANTED:
                     again = True  # it lost its copy (restarted): the whole table now
                     continue
-                if counted:
+                if counted and drop:
                     log.warning("lock sync refused brick=%s member=%s err=%d", self.name, b, err)
                     failed.append(b)
+                elif counted:
+                    continue
                 else:
                     self.healing[b] = True  # dirty: heal again before it rejoins
             end = self._round_end(cfg, newer, failed)
@@ -1080,7 +1084,9 @@ class LeaseWorker:
 
         def run() -> None:
             try:
-                rep.sync_locks([])
+                # No client waits: a silent member is the lease's to drop, after its
+                # failure timeout, not this sync's at once.
+                rep.sync_locks([], drop=False)
             finally:
                 with self._mu:
                     self._lock_syncing.discard(rep.name)
