@@ -108,7 +108,11 @@ class BrickDaemon:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
             )
-        wait_for(self._ready, timeout, f"gfs-brickd on {self.address} (log {self.log})")
+        try:
+            wait_for(self._ready, timeout, f"gfs-brickd on {self.address} (log {self.log})")
+        except BaseException:
+            self.stop(signal.SIGKILL)  # the caller never gets it to stop
+            raise
         return self
 
     def _ready(self) -> bool:
@@ -225,7 +229,11 @@ class Gfsd:
                 args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
             )
         if wait:
-            wait_for(self._ready, timeout, f"gfsd on {self.address} (log {self.log})")
+            try:
+                wait_for(self._ready, timeout, f"gfsd on {self.address} (log {self.log})")
+            except BaseException:
+                self.stop(signal.SIGKILL)  # the caller never gets it to stop
+                raise
         return self
 
     def _ready(self) -> bool:
