@@ -7,6 +7,36 @@ import pytest
 
 from tests.procs import BrickDaemon, Mount, have_fuse
 
+_BIG = 64
+
+
+def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str] | None:
+    """Long byte strings that differ: say where, not the whole diff.
+
+    On CI pytest does not truncate, and a full diff of megabytes of file data hides the
+    failing test's name from the summary.
+    """
+    if op != "==" or not isinstance(left, bytes | bytearray | memoryview):
+        return None
+    if not isinstance(right, bytes | bytearray | memoryview):
+        return None
+    a, b = bytes(left), bytes(right)
+    if max(len(a), len(b)) <= _BIG:
+        return None
+    at = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    same_tail = next(
+        (i for i, (x, y) in enumerate(zip(reversed(a), reversed(b), strict=False)) if x != y),
+        min(len(a), len(b)),
+    )
+    return [
+        f"{len(a)} bytes == {len(b)} bytes",
+        f"first difference at offset {at}; the last {same_tail} bytes are the same",
+        f"left  [{at}:{at + 16}]: {a[at : at + 16]!r}",
+        f"right [{at}:{at + 16}]: {b[at : at + 16]!r}",
+    ]
+
 
 @pytest.fixture
 def brickd(tmp_path: Path) -> Iterator[BrickDaemon]:
