@@ -328,6 +328,43 @@ def test_deleted_file_frees_the_space_of_a_member_that_hit_enospc(tmp_path: Path
             mnt.stop()
 
 
+def test_primary_killed_after_forwarding_to_one_member(tmp_path: Path) -> None:
+    """The primary makes `half`, forwards it to one member only and dies. That member is
+    promoted; before its first mutation it passes the old primary's last forwards on,
+    so the member that missed `half` has it once anything is acknowledged, and the
+    client's retry (same request id) is answered from the dedup table (I1, I6)."""
+    # No repair crawl after the promotion: it would copy `half` too, but seconds later.
+    crash = {"GFS_FAULT_CRASH_MID_FORWARD": "MakeNode:half", "GFS_FAULT_SKIP_REPAIR": "1"}
+    with demo_cluster(tmp_path, "100MiB", env={0: crash, 1: crash, 2: crash}) as c:
+        rs = layout(c)
+        primary = next(b for b in rs.bricks if b.id == rs.primary)
+        old = node_of(c, rs, rs.primary)
+        tags = [("gfs-epoch", str(rs.epoch)), ("gfs-req", "t:1")]
+        with pytest.raises(grpc.RpcError):  # the daemon dies during the call
+            r = make_file(primary.address, primary.name, b"half", tags)
+            raise AssertionError(f"MakeNode answered {r.err}")
+        assert old.proc is not None and old.proc.wait(10) == -signal.SIGKILL
+        got = [b.name for b in rs.bricks if (Path(b.path) / "half").exists()]
+        assert len(got) == 2 and primary.name in got, got
+        mnt = mount(c, tmp_path).start()
+        try:
+            (mnt.mountpoint / "after").write_text("acknowledged on the new primary")
+            now = layout(c)
+            new = next(b for b in now.bricks if b.id == now.primary)
+            assert new.name in got  # the member that has it was promoted
+            for b in now.bricks:
+                if b.in_sync:
+                    assert (Path(b.path) / "half").exists(), f"{b.name} is in sync without it"
+            retry = [("gfs-epoch", str(now.epoch)), ("gfs-req", "t:1")]
+            assert make_file(new.address, new.name, b"half", retry).err == 0
+            old.env = {}
+            old.start()
+            wait_for(lambda: all_in_sync(c), HEAL_DEADLINE, "the old primary to heal")
+            assert_identical(c)
+        finally:
+            mnt.stop()
+
+
 def test_primary_killed_between_apply_and_forward(tmp_path: Path) -> None:
     """The primary makes `stray` locally and dies before forwarding it. The client's
     retry of an ordinary write fails over; the stray object exists only on the dead

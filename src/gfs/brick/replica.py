@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -63,10 +63,14 @@ FD_OPS = frozenset(op.name for op in ops.OPS.values() if op.fd)
 SYNC_FLAGS = os.O_SYNC | os.O_DSYNC
 REQUESTS = ops.FORWARDED
 DEDUP_SIZE = 1 << 16
+#: forwards a member keeps to pass on if it is promoted (the old primary's last round)
+APPLIED_SIZE = 256
 #: Fault injection for the fault tests only: "METHOD[:NAME]" makes the primary kill
 #: itself (SIGKILL) after applying such a mutation and before forwarding it, a moment
 #: no outside signal can hit reliably.
 CRASH_BEFORE_FORWARD = os.environ.get("GFS_FAULT_CRASH_BEFORE_FORWARD", "")
+#: the same, but after the forward reached the first other in-sync member only
+CRASH_MID_FORWARD = os.environ.get("GFS_FAULT_CRASH_MID_FORWARD", "")
 
 Apply = Callable[[Any], Any]
 
@@ -130,11 +134,15 @@ def resolve_now(req: Any) -> None:
             req.mtime_ns, req.mtime_now, req.set_mtime = now, False, True
 
 
-def _maybe_crash(method: str, req: Any) -> None:
-    want, _, name = CRASH_BEFORE_FORWARD.partition(":")
-    if method == want and (not name or getattr(req, "name", b"") == name.encode()):
-        log.warning("fault injection: crash before forwarding op=%s", method)
-        os.kill(os.getpid(), signal.SIGKILL)
+def _fault(spec: str, method: str, req: Any) -> bool:
+    """Whether a fault-injection setting "Method[:name]" names this request."""
+    want, _, name = spec.partition(":")
+    return method == want and (not name or getattr(req, "name", b"") == name.encode())
+
+
+def _crash(why: str, method: str) -> None:
+    log.warning("fault injection: crash %s op=%s", why, method)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class GfidLocks:
@@ -244,6 +252,13 @@ class Replica:
         self.dedup = Lru(DEDUP_SIZE)
         #: request id -> (reply, forward payload) applied here but not yet acknowledged
         self.pending = Lru(4096)
+        #: As a member: (epoch, request id, forward, reply) of the forwards applied here,
+        #: newest last. The old primary may have died with a round half done: promoted,
+        #: we pass its last epoch's forwards on before taking a mutation (I1, I6).
+        self.applied: deque[tuple[int, str, pb.ForwardRequest, Any]] = deque(maxlen=APPLIED_SIZE)
+        self._replay: list[tuple[str, pb.ForwardRequest, Any]] = []
+        self._replay_due = False
+        self._replay_mu = threading.Lock()
         #: As primary: objects we have open whose last name went, pinned on the members
         #: until our last close of them (docs/replication.md, "unlink while open").
         self.pinned: set[bytes] = set()
@@ -310,6 +325,11 @@ class Replica:
                 self.lease.clear()
                 self.changes.clear()
                 self.repair_needed = cfg.primary == self.name
+                if cfg.primary == self.name:
+                    last = self.cfg.epoch
+                    self._replay = [(r, f, rp) for e, r, f, rp in self.applied if e == last]
+                    self._replay_due = bool(self._replay)
+                self.applied.clear()
                 # Promoted: what the old primary pinned here we now unpin at our own last
                 # close (a client reopens its handles here by GFID).
                 self.pinned = set(self.brick.pins()) if cfg.primary == self.name else set()
@@ -510,6 +530,8 @@ class Replica:
         pin: bytes,
     ) -> Any:
         """Apply once, forward, acknowledge (under the mutation's locks)."""
+        if self._replay_due:
+            self._pass_on_applied()
         if reqid:
             hit = self.dedup.get(reqid)
             if hit is not None:
@@ -525,8 +547,8 @@ class Replica:
                 return rep
             for changed in list(self.changes.values()):
                 changed.update(k for k in keys if k)
-            if CRASH_BEFORE_FORWARD:
-                _maybe_crash(method, req)
+            if CRASH_BEFORE_FORWARD and _fault(CRASH_BEFORE_FORWARD, method, req):
+                _crash("before forwarding", method)
             fwd = self._payload(method, req, rep, hgfid)
             fwd.times.extend(self._stamps(method, req, rep, hgfid))
             if pin:
@@ -534,13 +556,39 @@ class Replica:
                 self.pinned.add(pin)
             if reqid:
                 self.pending.put(reqid, (rep, fwd))
-        code = self.forward(fwd, reqid, rep, reply, keys)
+        half = bool(CRASH_MID_FORWARD) and _fault(CRASH_MID_FORWARD, method, req)
+        code = self.forward(fwd, reqid, rep, reply, keys, half)
         if code:
             return reply(err=code)
         if reqid:
             self.pending.pop(reqid)
             self.dedup.put(reqid, rep.SerializeToString())
         return rep
+
+    def _pass_on_applied(self) -> None:
+        """Promoted: the old primary's last forwards go to every other in-sync member, in
+        the order we applied them, before our first mutation. A member that has one
+        answers from its dedup table; one that missed it (the old primary died before its
+        call) applies it. Without this a retry answered from our dedup table would leave
+        that member in sync without the change."""
+        with self._replay_mu:
+            if not self._replay_due:
+                return
+            todo, self._replay = self._replay, []
+            for reqid, fwd, rep in todo:
+                code = self.forward(fwd, reqid, rep, type(rep), [fwd.gfid])
+                if code:
+                    log.warning(
+                        "pass on failed brick=%s op=%s req=%s err=%s",
+                        self.name,
+                        fwd.method,
+                        reqid,
+                        code,
+                    )
+                    if code == NOT_PRIMARY:
+                        break
+            log.info("passed on brick=%s forwards=%d", self.name, len(todo))
+            self._replay_due = False
 
     def _victim(self, method: str, req: Any) -> bytes:
         """The object whose name an Unlink or Rename removes (b"": none)."""
@@ -650,13 +698,20 @@ class Replica:
         )
 
     def forward(
-        self, fwd: pb.ForwardRequest, reqid: str, rep: Any, reply: type[Any], keys: list[bytes]
+        self,
+        fwd: pb.ForwardRequest,
+        reqid: str,
+        rep: Any,
+        reply: type[Any],
+        keys: list[bytes],
+        half: bool = False,
     ) -> int:
         """Hand a mutation applied here to the other members; the errno to answer instead
-        of success (0: every in-sync member has it)."""
+        of success (0: every in-sync member has it). `half`: fault injection, to the
+        first member only and then die."""
         for _ in range(3):
             cfg = self.cfg
-            targets = self._targets(cfg)
+            targets = self._targets(cfg)[:1] if half else self._targets(cfg)
             calls = []
             with pool.batch() as batch:  # all in flight at once
                 for b, addr, counted in targets:
@@ -708,6 +763,8 @@ class Replica:
                         failed.append(b)
                     else:
                         self.healing[b] = True  # dirty: heal again before it rejoins
+            if half:
+                _crash("after forwarding to one member", fwd.method)
             end = self._round_end(cfg, newer, failed)
             if end is not None:
                 return end
@@ -949,6 +1006,7 @@ class Replica:
         data = rep.SerializeToString()
         if f.req and not rep.err:
             self.dedup.put(f.req, data)
+            self.applied.append((f.epoch, f.req, f, rep))
         return pb.ForwardReply(reply=data)
 
     def _set_times(self, f: pb.ForwardRequest) -> None:
