@@ -34,7 +34,7 @@ import pytest
 
 from gfs.api import models as m
 from tests.cluster import Cluster, local_cluster
-from tests.procs import wait_for
+from tests.procs import BrickDaemon, wait_for
 from tests.replicas import (
     all_in_sync,
     assert_identical,
@@ -328,6 +328,20 @@ def test_deleted_file_frees_the_space_of_a_member_that_hit_enospc(tmp_path: Path
             mnt.stop()
 
 
+def crash_primary(c: Cluster, name: bytes) -> tuple[m.ReplicaSet, m.BrickInfo, BrickDaemon]:
+    """Send a create of `name` (request id t:1) to the primary, whose fault injection
+    kills it during the call: the layout before, the primary's brick and its daemon."""
+    rs = layout(c)
+    primary = next(b for b in rs.bricks if b.id == rs.primary)
+    old = node_of(c, rs, rs.primary)
+    tags = [("gfs-epoch", str(rs.epoch)), ("gfs-req", "t:1")]
+    with pytest.raises(grpc.RpcError):  # the daemon dies during the call
+        r = make_file(primary.address, primary.name, name, tags)
+        raise AssertionError(f"MakeNode answered {r.err}")
+    assert old.proc is not None and old.proc.wait(10) == -signal.SIGKILL
+    return rs, primary, old
+
+
 def test_primary_killed_after_forwarding_to_one_member(tmp_path: Path) -> None:
     """The primary makes `half`, forwards it to one member only and dies. That member is
     promoted; before its first mutation it passes the old primary's last forwards on,
@@ -336,14 +350,7 @@ def test_primary_killed_after_forwarding_to_one_member(tmp_path: Path) -> None:
     # No repair crawl after the promotion: it would copy `half` too, but seconds later.
     crash = {"GFS_FAULT_CRASH_MID_FORWARD": "MakeNode:half", "GFS_FAULT_SKIP_REPAIR": "1"}
     with demo_cluster(tmp_path, "100MiB", env={0: crash, 1: crash, 2: crash}) as c:
-        rs = layout(c)
-        primary = next(b for b in rs.bricks if b.id == rs.primary)
-        old = node_of(c, rs, rs.primary)
-        tags = [("gfs-epoch", str(rs.epoch)), ("gfs-req", "t:1")]
-        with pytest.raises(grpc.RpcError):  # the daemon dies during the call
-            r = make_file(primary.address, primary.name, b"half", tags)
-            raise AssertionError(f"MakeNode answered {r.err}")
-        assert old.proc is not None and old.proc.wait(10) == -signal.SIGKILL
+        rs, primary, old = crash_primary(c, b"half")
         got = [b.name for b in rs.bricks if (Path(b.path) / "half").exists()]
         assert len(got) == 2 and primary.name in got, got
         mnt = mount(c, tmp_path).start()
@@ -371,14 +378,7 @@ def test_primary_killed_between_apply_and_forward(tmp_path: Path) -> None:
     primary, and heal removes it when that brick comes back (I8)."""
     crash = {"GFS_FAULT_CRASH_BEFORE_FORWARD": "MakeNode:stray"}
     with demo_cluster(tmp_path, "100MiB", env={0: crash, 1: crash, 2: crash}) as c:
-        rs = layout(c)
-        primary = next(b for b in rs.bricks if b.id == rs.primary)
-        old = node_of(c, rs, rs.primary)
-        tags = [("gfs-epoch", str(rs.epoch)), ("gfs-req", "t:1")]
-        with pytest.raises(grpc.RpcError):  # the daemon dies during the call
-            r = make_file(primary.address, primary.name, b"stray", tags)
-            raise AssertionError(f"MakeNode answered {r.err}")
-        assert old.proc is not None and old.proc.wait(10) == -signal.SIGKILL
+        _, primary, old = crash_primary(c, b"stray")
         assert (Path(primary.path) / "stray").exists()
         mnt = mount(c, tmp_path).start()
         try:
